@@ -1,0 +1,72 @@
+"""Self-describing checkpoints: only tensors and plain values, written atomically, loaded
+with ``torch.load(..., weights_only=True)``.
+
+A checkpoint is a dict::
+
+    format        1
+    kind          "classifier" | "colocalisation"
+    version       stn_explore version that wrote it
+    model_args    plain dict → models.build_model(model_args)
+    state_dict    the model's tensors
+    optimizer     the optimiser's state (for exact --resume)
+    train_config  plain dict of the training options
+    data          task, distortion config, seeds, data source, sample flag, sizes
+    history       list of per-epoch dicts (loss, train/test error, lr, seconds)
+    epoch         epochs completed
+    test_error    % error on the fixed test set after the last epoch
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable stn_explore checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then an atomic rename: a crash
+    mid-write never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    os.close(fd)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code can run).
+
+    Raises :class:`CheckpointError` with a clear message if the file is missing, holds
+    pickled Python objects, or lacks the keys of the format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing to load {path}: it contains pickled Python objects, which "
+            f"weights_only=True does not execute (stn_explore checkpoints hold only tensors and "
+            f"plain values). Details: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or "model_args" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not an stn_explore checkpoint (no model_args/state_dict)")
+    if ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt.get('format')!r}")
+    return ckpt

@@ -1,0 +1,386 @@
+"""The paper's distorted-MNIST recipes, each as two steps: *sample* parameters with a
+``torch.Generator``, then *apply* them deterministically — so a page can show the exact
+ground-truth transform next to what a network predicts.
+
+Convention: see CONVENTIONS.md. Geometric parameters map *distorted-image* (target)
+coordinates to *original-digit* (source) coordinates, like every transform here; the
+transform that undoes a distortion (what an ideal transformer would regress) is
+``geometry.invert(theta)``. Images are ``uint8``; pixel boxes use the pixel-centre
+convention of ``geometry.normalized_to_pixel`` (pixel j spans [j - 0.5, j + 0.5]).
+
+Documented choices where the paper is not explicit (PAPER.md marks them "recalled"); each is
+a field of the task's config dataclass:
+
+================  ==============================================================================
+task              recipe (defaults)
+================  ==============================================================================
+``r``             rotation, angle ~ U(-90°, 90°), 28×28 canvas
+``rts``           rotation U(-45°, 45°), scale U(0.7, 1.2), placed uniformly at random in a 42×42
+                  canvas so that the scaled 28×28 frame stays inside
+``p``             projective: the output corners sample the digit at ``corner / 0.75 + N(0, 0.1²)``
+                  (digit shrunk to 0.75, each corner perturbed independently), 28×28
+``e``             elastic: 16-point (4×4) TPS; the control points sample the digit at
+                  ``point / 0.75 + N(0, 0.15²)``, 28×28
+``cluttered``     digit pasted at a uniform random integer position in a 60×60 canvas, plus 8
+                  random 6×6 crops of *other* digits of the same split at random positions
+``coloc``         digit pasted at a uniform random position in an 84×84 canvas, with a box;
+                  ``n_clutter`` 6×6 crops of other digits (0 = clean; 16 for "noisy")
+``addition``      two digits, each RTS-distorted independently (the ``rts`` recipe), as the two
+                  channels of a 42×42 image; label = their sum (0-18)
+================  ==============================================================================
+
+Noise in ``p`` and ``e`` is added on the *source* side (what the sampler consumes); for small
+σ this is the same family as perturbing the output corners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .geometry import control_points, frame_corners, homography_from_corners, theta_from_params
+from .transformer import warp
+
+DIGIT = 28  # MNIST digit size
+
+
+@dataclass(frozen=True)
+class RotationConfig:
+    max_angle: float = 90.0
+    canvas: int = 28
+
+
+@dataclass(frozen=True)
+class RTSConfig:
+    max_angle: float = 45.0
+    scale_min: float = 0.7
+    scale_max: float = 1.2
+    canvas: int = 42
+
+
+@dataclass(frozen=True)
+class ProjectiveConfig:
+    scale: float = 0.75
+    sigma: float = 0.1
+    canvas: int = 28
+
+
+@dataclass(frozen=True)
+class ElasticConfig:
+    scale: float = 0.75
+    sigma: float = 0.15
+    n_control: int = 4
+    canvas: int = 28
+
+
+@dataclass(frozen=True)
+class ClutterConfig:
+    canvas: int = 60
+    n_clutter: int = 8
+    patch: int = 6
+
+
+@dataclass(frozen=True)
+class ColocConfig:
+    canvas: int = 84
+    n_clutter: int = 0
+    patch: int = 6
+
+
+@dataclass(frozen=True)
+class AdditionConfig:
+    rts: RTSConfig = field(default_factory=RTSConfig)
+
+
+CONFIGS = {
+    "r": RotationConfig, "rts": RTSConfig, "p": ProjectiveConfig, "e": ElasticConfig,
+    "cluttered": ClutterConfig, "coloc": ColocConfig, "addition": AdditionConfig,
+}
+TASKS = tuple(CONFIGS)
+#: Paper names of the tasks, for tables and the UI.
+TASK_TITLES = {"r": "R", "rts": "RTS", "p": "P", "e": "E", "cluttered": "cluttered 60×60",
+               "coloc": "co-localisation 84×84", "addition": "MNIST addition"}
+NOISY_COLOC = ColocConfig(n_clutter=16)
+
+
+def check_task(task: str) -> str:
+    t = task.lower()
+    if t not in CONFIGS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return t
+
+
+def default_config(task: str):
+    return CONFIGS[check_task(task)]()
+
+
+def image_shape(task: str, cfg=None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a task's images."""
+    task = check_task(task)
+    cfg = cfg or default_config(task)
+    if task == "addition":
+        return 2, cfg.rts.canvas, cfg.rts.canvas
+    return 1, cfg.canvas, cfg.canvas
+
+
+def n_classes(task: str) -> int:
+    return 19 if check_task(task) == "addition" else 10
+
+
+def config_to_dict(cfg) -> dict:
+    return asdict(cfg)
+
+
+def config_from_dict(task: str, d: dict):
+    task = check_task(task)
+    if task == "addition":
+        return AdditionConfig(rts=RTSConfig(**d.get("rts", {})))
+    return CONFIGS[task](**d)
+
+
+# ----------------------------------------------------------------------------- sampling
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, *shape) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand((n,) + shape, generator=gen, dtype=torch.float64)
+
+
+def _randint(n: int, lo: int, hi: int, gen: torch.Generator, *shape) -> torch.Tensor:
+    """Integers uniform in [lo, hi] inclusive."""
+    return torch.randint(lo, hi + 1, (n,) + shape, generator=gen)
+
+
+def _sample_rts(n: int, cfg: RTSConfig, gen: torch.Generator) -> dict:
+    angle = _uniform(n, -cfg.max_angle, cfg.max_angle, gen)
+    scale = _uniform(n, cfg.scale_min, cfg.scale_max, gen)
+    half = scale * DIGIT / cfg.canvas  # half-size of the scaled 28×28 frame, canvas units
+    centre = (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) * (1 - half)[:, None]
+    # canvas point p → digit point q = R(angle) (p - c) / half
+    a = theta_from_params(angle, 1 / half)[:, :, :2]
+    theta = torch.cat((a, -(a @ centre[:, :, None])), dim=2)
+    return {"angle": angle, "scale": scale, "centre": centre, "theta": theta}
+
+
+def _sample_clutter(n: int, k: int, canvas: int, patch: int, pool: int,
+                    gen: torch.Generator, own: torch.Tensor) -> dict:
+    # indices of *other* digits: shift by 1..pool-1 so the digit itself is never used
+    other = (own[:, None] + _randint(n, 1, max(pool - 1, 1), gen, k)) % pool
+    return {"clutter_index": other,
+            "clutter_crop": _randint(n, 0, DIGIT - patch, gen, k, 2),
+            "clutter_pos": _randint(n, 0, canvas - patch, gen, k, 2)}
+
+
+def sample_params(task: str, n: int, gen: torch.Generator, cfg=None, *,
+                  pool: int = 1) -> dict:
+    """Draw the parameters of ``n`` distortions (all tensors, first dim ``n``).
+
+    ``pool`` is the number of available digits (used by tasks that pick digits: the digit
+    ``index`` itself, clutter sources, the second addend).
+    """
+    task = check_task(task)
+    cfg = cfg or default_config(task)
+    p: dict = {"index": torch.randint(0, pool, (n,), generator=gen)}
+    if task == "r":
+        p["angle"] = _uniform(n, -cfg.max_angle, cfg.max_angle, gen)
+        p["theta"] = theta_from_params(p["angle"])
+    elif task == "rts":
+        p.update(_sample_rts(n, cfg, gen))
+    elif task == "p":
+        src = frame_corners(torch.float64) / cfg.scale + cfg.sigma * torch.randn(
+            n, 4, 2, generator=gen, dtype=torch.float64)
+        p["corners"] = src
+        p["homography"] = homography_from_corners(src)
+    elif task == "e":
+        src = control_points(cfg.n_control, dtype=torch.float64) / cfg.scale + cfg.sigma * torch.randn(
+            n, cfg.n_control ** 2, 2, generator=gen, dtype=torch.float64)
+        p["source_points"] = src
+    elif task == "cluttered":
+        p["offset"] = _randint(n, 0, cfg.canvas - DIGIT, gen, 2)
+        p.update(_sample_clutter(n, cfg.n_clutter, cfg.canvas, cfg.patch, pool, gen, p["index"]))
+    elif task == "coloc":
+        p["offset"] = _randint(n, 0, cfg.canvas - DIGIT, gen, 2)
+        p.update(_sample_clutter(n, cfg.n_clutter, cfg.canvas, cfg.patch, pool, gen, p["index"]))
+    elif task == "addition":
+        p["index2"] = torch.randint(0, pool, (n,), generator=gen)
+        for ch in ("1", "2"):
+            for key, val in _sample_rts(n, cfg.rts, gen).items():
+                p[key + ch] = val
+    return p
+
+
+# ----------------------------------------------------------------------------- applying
+def _to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(images))
+    return (t.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def _paste(canvas: np.ndarray, patches: np.ndarray, pos: np.ndarray) -> None:
+    """canvas (N, H, W) ← max(canvas, patch) at integer (x, y) positions pos (N, 2)."""
+    n, ph, pw = patches.shape
+    rows = pos[:, 1, None] + np.arange(ph)  # (N, ph)
+    cols = pos[:, 0, None] + np.arange(pw)
+    ni = np.arange(n)[:, None, None]
+    r, c = rows[:, :, None], cols[:, None, :]
+    canvas[ni, r, c] = np.maximum(canvas[ni, r, c], patches)
+
+
+def _add_clutter(canvas: np.ndarray, pool_images: np.ndarray, p: dict, patch: int) -> None:
+    idx = p["clutter_index"].numpy()
+    crop = p["clutter_crop"].numpy()
+    pos = p["clutter_pos"].numpy()
+    n = canvas.shape[0]
+    rr = np.arange(patch)
+    for k in range(idx.shape[1]):
+        src = pool_images[idx[:, k]]  # (N, 28, 28)
+        rows = (crop[:, k, 1, None] + rr)[:, :, None]
+        cols = (crop[:, k, 0, None] + rr)[:, None, :]
+        patches = src[np.arange(n)[:, None, None], rows, cols]
+        _paste(canvas, patches, pos[:, k])
+
+
+def _warp_digits(digits: torch.Tensor, kind: str, params: torch.Tensor, size: int) -> torch.Tensor:
+    return warp(digits, params.to(torch.float32), kind, out_size=(size, size))
+
+
+def apply(task: str, pool_images: np.ndarray, params: dict, cfg=None) -> np.ndarray:
+    """Render distorted images from sampled ``params`` (deterministic).
+
+    Args:
+        pool_images: ``uint8 (N_pool, 28, 28)`` digits that ``params["index"]`` (and clutter
+            / second-addend indices) refer to.
+    Returns:
+        ``uint8 (n, H, W)``, or ``(n, 2, H, W)`` for ``addition``.
+    """
+    task = check_task(task)
+    cfg = cfg or default_config(task)
+    pool_images = np.asarray(pool_images, dtype=np.uint8)
+    idx = params["index"].numpy()
+    if task in ("cluttered", "coloc"):
+        n, size = len(idx), cfg.canvas
+        canvas = np.zeros((n, size, size), dtype=np.uint8)
+        _paste(canvas, pool_images[idx], params["offset"].numpy())
+        if cfg.n_clutter:
+            _add_clutter(canvas, pool_images, params, cfg.patch)
+        return canvas
+    if task == "addition":
+        size = cfg.rts.canvas
+        chans = [_warp_digits(_to_float(pool_images[params[key].numpy()]), "affine",
+                              params["theta" + ch], size)
+                 for key, ch in (("index", "1"), ("index2", "2"))]
+        return _to_uint8(torch.cat(chans, dim=1))
+    digits = _to_float(pool_images[idx])
+    if task in ("r", "rts"):
+        out = _warp_digits(digits, "affine", params["theta"], cfg.canvas)
+    elif task == "p":
+        out = _warp_digits(digits, "projective", params["homography"], cfg.canvas)
+    else:  # e
+        out = _warp_digits(digits, "tps", params["source_points"], cfg.canvas)
+    return _to_uint8(out[:, 0])
+
+
+def labels_for(task: str, pool_labels: np.ndarray, params: dict) -> np.ndarray:
+    task = check_task(task)
+    pool_labels = np.asarray(pool_labels, dtype=np.int64)
+    y = pool_labels[params["index"].numpy()]
+    if task == "addition":
+        y = y + pool_labels[params["index2"].numpy()]
+    return y
+
+
+def boxes_for(task: str, params: dict) -> np.ndarray | None:
+    """Ground-truth boxes ``float32 (n, 4)`` = ``x0, y0, x1, y1`` in pixels (pixel-centre
+    convention: the pasted 28×28 frame at offset ``o`` spans ``[o - 0.5, o + 27.5]``)."""
+    if check_task(task) not in ("coloc", "cluttered"):
+        return None
+    off = params["offset"].numpy().astype(np.float32)
+    return np.concatenate((off - 0.5, off + DIGIT - 0.5), axis=1)
+
+
+# ----------------------------------------------------------------------------- datasets
+def generate(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int,
+             gen: torch.Generator, cfg=None, *, indices: np.ndarray | None = None,
+             chunk: int = 4096) -> dict:
+    """Sample and apply ``n`` distortions; returns numpy arrays ``images``, ``labels``,
+    ``boxes`` (where the task has them) and every sampled parameter (prefixed ``param_``).
+
+    ``indices`` fixes which digits are used (else they are drawn with replacement).
+    Generation runs in chunks to bound memory.
+    """
+    task = check_task(task)
+    cfg = cfg or default_config(task)
+    pool = len(pool_images)
+    if pool == 0:
+        raise ValueError("no digits to distort (empty pool)")
+    parts = []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        p = sample_params(task, m, gen, cfg, pool=pool)
+        if indices is not None:
+            p["index"] = torch.as_tensor(np.asarray(indices[start:start + m], dtype=np.int64))
+        out = {"images": apply(task, pool_images, p, cfg), "labels": labels_for(task, pool_labels, p)}
+        boxes = boxes_for(task, p)
+        if boxes is not None:
+            out["boxes"] = boxes
+        for k, v in p.items():
+            v = v.numpy()
+            out["param_" + k] = v.astype(np.float32) if v.dtype == np.float64 else v
+        parts.append(out)
+    return {k: np.concatenate([pt[k] for pt in parts]) for k in parts[0]}
+
+
+def fixed_set_indices(n_pool: int, n: int, seed: int) -> np.ndarray:
+    """Which digits a fixed set of size ``n`` uses: a seeded permutation of the pool (every
+    digit once when ``n == n_pool``), repeated with fresh permutations if ``n > n_pool``."""
+    g = torch.Generator().manual_seed(seed)
+    reps = -(-n // n_pool)
+    return torch.cat([torch.randperm(n_pool, generator=g) for _ in range(reps)])[:n].numpy()
+
+
+def make_fixed_set(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int,
+                   seed: int, cfg=None) -> dict:
+    """A reproducible set (same seed → byte-identical arrays)."""
+    idx = fixed_set_indices(len(pool_images), n, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    return generate(task, pool_images, pool_labels, n, gen, cfg, indices=idx)
+
+
+def examples(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int = 16,
+             seed: int = 0, cfg=None) -> dict:
+    """A small page of distorted samples with their parameters (for the app)."""
+    return make_fixed_set(task, pool_images, pool_labels, n, seed, cfg)
+
+
+def epoch_seed(seed: int, epoch: int, worker: int = 0) -> int:
+    # distinct, reproducible streams per (run seed, epoch, worker)
+    return (seed * 1_000_003 + epoch * 9_176 + worker * 7_919 + 12_345) % (2 ** 63)
+
+
+def epoch_batches(task: str, pool_images: np.ndarray, pool_labels: np.ndarray,
+                  batch_size: int, seed: int, epoch: int, cfg=None,
+                  chunk: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One training epoch with *fresh* distortions: every digit once, in a seeded order,
+    yielding ``(x float (B, C, H, W) in [0, 1], y int64 (B,))``. Generation is vectorised
+    in chunks in the calling process (fast enough that no DataLoader workers are needed);
+    the stream depends only on ``(seed, epoch)``."""
+    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    order = torch.randperm(len(pool_images), generator=gen).numpy()
+    chunk = max(batch_size, chunk - chunk % batch_size)
+    for start in range(0, len(order), chunk):
+        data = generate(task, pool_images, pool_labels, len(order[start:start + chunk]), gen, cfg,
+                        indices=order[start:start + chunk])
+        x = torch.from_numpy(data["images"]).float().div_(255)
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        y = torch.from_numpy(data["labels"])
+        for b in range(0, len(y), batch_size):
+            yield x[b:b + batch_size], y[b:b + batch_size]
+
+
+def with_overrides(cfg, **kw):
+    """A copy of a config dataclass with some fields replaced (unknown fields raise)."""
+    return replace(cfg, **kw)

@@ -1,0 +1,273 @@
+"""Train a classifier of the paper on a distorted-MNIST task.
+
+Example (the headline experiment, ST-CNN on RTS)::
+
+    STN_DATA_DIR=../shared/data/mnist python -m stn_explore.train \\
+        --task rts --model st-cnn --transform affine --epochs 40 --out checkpoints/rts_st-cnn_affine.pt
+
+Every epoch sees *fresh* random distortions of the training digits and ends with the error
+on a fixed test set (10,000 distorted images from the MNIST *test* split, seed 0) and an
+atomic checkpoint save; ``--resume`` continues a killed run exactly where it stopped (and
+can raise ``--epochs`` to train longer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from . import distortions as D
+from .checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from .data import make_task_set
+from .mnist import DataSourceError, Digits, load_digits
+from .models import MODELS, ModelArgs, build_model, parameter_counts
+
+
+@dataclass
+class TrainConfig:
+    task: str = "rts"
+    model: str = "st-cnn"
+    transform: str = "affine"
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 0.05
+    loc_lr_scale: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_drops: list = field(default_factory=list)  # epochs after which lr is divided by 10
+    seed: int = 0
+    test_seed: int = 0
+    n_test: int = 10000
+    n_train: int = 0  # 0 = all training digits
+    noise: int | None = None  # clutter patches (cluttered/coloc), None = recipe default
+    threads: int = 0
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate for (0-based) ``epoch``: divided by 10 after each epoch in lr_drops."""
+    return cfg.lr * 0.1 ** sum(epoch >= d for d in cfg.lr_drops)
+
+
+def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
+                    device="cpu") -> tuple[float, np.ndarray]:
+    """% error of ``model`` on uint8 images ``(N, H, W)`` / ``(N, C, H, W)``; also returns
+    the predictions ``(N,)``."""
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[s:s + batch_size]).float().div_(255)
+            if x.dim() == 3:
+                x = x.unsqueeze(1)
+            preds.append(model(x.to(device)).argmax(1).cpu().numpy())
+    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    return float((pred != labels).mean() * 100) if len(labels) else float("nan"), pred
+
+
+def task_config(cfg: TrainConfig):
+    dcfg = D.default_config(cfg.task)
+    if cfg.noise is not None:
+        dcfg = D.with_overrides(dcfg, n_clutter=cfg.noise)
+    return dcfg
+
+
+def model_args_for(cfg: TrainConfig) -> ModelArgs:
+    c, h, w = D.image_shape(cfg.task, task_config(cfg))
+    return ModelArgs(name=cfg.model, in_channels=c, input_size=(h, w),
+                     n_classes=D.n_classes(cfg.task), transform=cfg.transform)
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = [{"params": model.head_parameters(), "lr_scale": 1.0}]
+    loc = model.localisation_parameters()
+    if loc:
+        groups.append({"params": loc, "lr_scale": cfg.loc_lr_scale})
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def set_lr(opt, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr * g["lr_scale"]
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, data_dir=None,
+          download: bool = False, train_digits: Digits | None = None,
+          test_digits: Digits | None = None, progress: bool = True, log=print) -> dict:
+    """Train (or resume) and return the final checkpoint dict. Saves after every epoch."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ckpt = None
+    if resume and out.is_file():
+        ckpt = load_checkpoint(out)
+        saved = ckpt["train_config"]
+        for key in ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise"):
+            if saved.get(key) != getattr(cfg, key):
+                raise CheckpointError(f"--resume: {out} was trained with {key}={saved.get(key)!r}, "
+                                      f"not {getattr(cfg, key)!r}")
+        if not cfg.lr_drops:
+            cfg.lr_drops = list(saved.get("lr_drops", []))
+        log(f"resuming {out} after epoch {ckpt['epoch']} (of {cfg.epochs})")
+    if not cfg.lr_drops:
+        cfg.lr_drops = [math.ceil(cfg.epochs * 0.6), math.ceil(cfg.epochs * 0.85)]
+
+    dcfg = task_config(cfg)
+    train_digits = train_digits or load_digits("train", root=data_dir, download=download)
+    test_digits = test_digits or load_digits("test", root=data_dir, download=download)
+    if cfg.n_train:
+        train_digits = Digits(train_digits.images[:cfg.n_train], train_digits.labels[:cfg.n_train],
+                              train_digits.source, train_digits.is_sample)
+    test_set, test_meta = make_task_set(cfg.task, "test", cfg.n_test, cfg.test_seed, dcfg, test_digits)
+    log(f"train digits: {len(train_digits)} from {train_digits.source}")
+    log(f"test set: {cfg.n_test} {cfg.task} images from the test split ({test_digits.source})")
+
+    torch.manual_seed(cfg.seed)
+    margs = model_args_for(cfg)
+    model = build_model(margs)
+    opt = make_optimizer(model, cfg)
+    history: list = []
+    start_epoch = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        history = list(ckpt["history"])
+        start_epoch = int(ckpt["epoch"])
+    counts = parameter_counts(model)
+    log(f"model {cfg.model}" + (f" ({cfg.transform})" if model.transformers else "")
+        + f": {counts['total']:,} parameters ({counts['localisation']:,} localisation, "
+          f"{counts['classifier']:,} classifier)")
+    data_info = {"task": cfg.task, "config": D.config_to_dict(dcfg), "train_source": train_digits.source,
+                 "test_source": test_digits.source, "is_sample": bool(train_digits.is_sample
+                                                                      or test_digits.is_sample),
+                 "n_train_digits": len(train_digits), "n_test_digits": len(test_digits),
+                 "test_seed": cfg.test_seed, "n_test": cfg.n_test}
+    result = ckpt
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = lr_at(cfg, epoch)
+        set_lr(opt, lr)
+        model.train()
+        t0 = time.perf_counter()
+        n_batches = math.ceil(len(train_digits) / cfg.batch_size)
+        bar = tqdm(D.epoch_batches(cfg.task, train_digits.images, train_digits.labels, cfg.batch_size,
+                                   cfg.seed, epoch, dcfg),
+                   total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                   leave=False, file=sys.stderr)
+        tot_loss = tot_err = seen = 0
+        for x, y in bar:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; "
+                                         "try a lower --lr or --loc-lr-scale")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.item() * len(y)
+            tot_err += (logits.argmax(1) != y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", err=f"{100 * tot_err / seen:.2f}%")
+        bar.close()
+        train_s = time.perf_counter() - t0
+        test_err, _ = evaluate_arrays(model, test_set["images"], test_set["labels"])
+        history.append({"epoch": epoch + 1, "lr": lr, "loss": tot_loss / seen,
+                        "train_error": 100 * tot_err / seen, "test_error": test_err,
+                        "seconds": train_s, "images_per_s": seen / train_s})
+        log(f"epoch {epoch + 1:3d}/{cfg.epochs}  lr {lr:.4g}  loss {tot_loss / seen:.4f}  "
+            f"train err {100 * tot_err / seen:5.2f}%  test err {test_err:5.2f}%  "
+            f"({train_s:.0f} s, {seen / train_s:.0f} img/s)")
+        result = {
+            "format": FORMAT, "kind": "classifier", "version": __version__,
+            "model_args": margs.to_dict(), "state_dict": model.state_dict(),
+            "optimizer": opt.state_dict(), "train_config": asdict(cfg), "data": data_info,
+            "history": history, "epoch": epoch + 1, "test_error": test_err,
+            "parameters": counts,
+            "train_seconds": float(sum(h["seconds"] for h in history)),
+        }
+        save_checkpoint(out, result)
+    if result is None:
+        raise CheckpointError(f"nothing to do: {out} already has {start_epoch} epochs (--epochs {cfg.epochs})")
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m stn_explore.train", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_argument_group("what to train")
+    g.add_argument("--task", default="rts", type=str.lower, choices=[t for t in D.TASKS if t != "coloc"],
+                   help="distortion task: r, rts, p, e, cluttered, addition (default rts)")
+    g.add_argument("--model", default="st-cnn", choices=MODELS,
+                   help="fcn | cnn (no transformer) | st-fcn | st-cnn | 2st-fcn | 2st-cnn (default st-cnn)")
+    g.add_argument("--transform", default="affine", choices=("affine", "attention", "projective", "tps"),
+                   help="transform of the spatial transformer(s) (default affine; ignored for fcn/cnn)")
+    g.add_argument("--noise", type=int, default=None, metavar="K",
+                   help="clutter patches per image for the cluttered task (recipe default 8)")
+    g = ap.add_argument_group("schedule (SGD with momentum, as in the paper)")
+    g.add_argument("--epochs", type=int, default=40, help="passes over the training digits (default 40)")
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=0.05, help="base learning rate (default 0.05)")
+    g.add_argument("--loc-lr-scale", type=float, default=0.1,
+                   help="learning rate of the localisation net relative to --lr (default 0.1)")
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--lr-drops", type=int, nargs="*", default=[],
+                   help="epochs after which lr is divided by 10 (default: at 60%% and 85%% of --epochs)")
+    g = ap.add_argument_group("data and reproducibility")
+    g.add_argument("--seed", type=int, default=0, help="model init and training-data stream seed")
+    g.add_argument("--test-seed", type=int, default=0, help="seed of the fixed test set")
+    g.add_argument("--n-test", type=int, default=10000, help="size of the fixed test set (default 10000)")
+    g.add_argument("--n-train", type=int, default=0, help="use only the first N training digits (0 = all)")
+    g.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $STN_DATA_DIR; see "
+                                                     "python -m stn_explore.data --help)")
+    g.add_argument("--download", action="store_true", help="download MNIST if not found locally")
+    g = ap.add_argument_group("output")
+    g.add_argument("--out", default=None,
+                   help="checkpoint path (default checkpoints/<task>_<model>[_<transform>].pt)")
+    g.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    return ap
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    name = f"{cfg.task}_{cfg.model}" + (f"_{cfg.transform}" if "st" in cfg.model else "")
+    return Path("checkpoints") / f"{name}.pt"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = TrainConfig(task=args.task, model=args.model, transform=args.transform, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, loc_lr_scale=args.loc_lr_scale,
+                      momentum=args.momentum, weight_decay=args.weight_decay, lr_drops=list(args.lr_drops),
+                      seed=args.seed, test_seed=args.test_seed, n_test=args.n_test, n_train=args.n_train,
+                      noise=args.noise, threads=args.threads)
+    out = Path(args.out) if args.out else default_out(cfg)
+    try:
+        res = train(cfg, out, resume=args.resume, data_dir=args.data_dir, download=args.download,
+                    progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    except (DataSourceError, CheckpointError, FloatingPointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {out} holds the last completed epoch; continue with --resume",
+              file=sys.stderr)
+        return 130
+    tag = " (sample data)" if res["data"]["is_sample"] else ""
+    print(f"done: {out}  test error {res['test_error']:.2f}% after {res['epoch']} epochs "
+          f"(trained on {res['data']['n_train_digits']} digits){tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
