@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import distortions as D
+from ._io import atomic_write_bytes
 from .mnist import (DATASETS, SPLITS, DataSourceError, Digits, cache_dir, download_dataset,
                     load_digits, read_idx, write_idx)
 
@@ -51,17 +52,9 @@ def make_task_set(task: str, split: str = "test", n: int = 10000, seed: int = 0,
 
 def save_npz(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     """Write arrays + meta to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
     buf = io.BytesIO()
     np.savez_compressed(buf, meta=np.array(json.dumps(meta)), **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    try:
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict, dict]:

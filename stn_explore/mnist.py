@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._io import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
@@ -129,19 +131,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     path = Path(path)
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    _atomic_write(path, data)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _find_file(folder: Path, base: str, dataset_folder: str) -> Path | None:

@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, data_dir=N
     if cfg.n_train:
         train_digits = Digits(train_digits.images[:cfg.n_train], train_digits.labels[:cfg.n_train],
                               train_digits.source, train_digits.is_sample)
-    test_set, test_meta = make_task_set(cfg.task, "test", cfg.n_test, cfg.test_seed, dcfg, test_digits)
+    test_set, _ = make_task_set(cfg.task, "test", cfg.n_test, cfg.test_seed, dcfg, test_digits)
     log(f"train digits: {len(train_digits)} from {train_digits.source}")
     log(f"test set: {cfg.n_test} {cfg.task} images from the test split ({test_digits.source})")
 

@@ -1,0 +1,201 @@
+"""Evaluate checkpoints and write the results table.
+
+    python -m stn_explore.evaluate --checkpoint checkpoints/rts_st-cnn_affine.pt
+    python -m stn_explore.evaluate --checkpoint checkpoints/rts_st-cnn_affine.pt --npz rts_test.npz
+    python -m stn_explore.evaluate --table            # checkpoints/results.{json,md}
+
+Without ``--npz`` the checkpoint's own fixed test set is rebuilt from the recipe, seed and
+size stored inside it (from the MNIST test split of the current data source; if that source
+differs from the one recorded, the command says so, since the error will differ too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+from . import distortions as D
+from ._io import atomic_write_text
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import load_npz, make_task_set
+from .mnist import DataSourceError, load_digits
+from .models import build_model
+from .train import evaluate_arrays
+
+#: The paper's test errors (%) — Table 1 (distorted MNIST), cluttered MNIST, Table 4.
+PAPER = {
+    "r": {"fcn": 2.1, "cnn": 1.2, "st-fcn_affine": 1.2, "st-fcn_projective": 1.3, "st-fcn_tps": 1.1,
+          "st-cnn_affine": 0.7, "st-cnn_projective": 0.8, "st-cnn_tps": 0.7},
+    "rts": {"fcn": 5.2, "cnn": 0.8, "st-fcn_affine": 0.8, "st-fcn_projective": 0.9, "st-fcn_tps": 0.8,
+            "st-cnn_affine": 0.5, "st-cnn_projective": 0.6, "st-cnn_tps": 0.5},
+    "p": {"fcn": 3.1, "cnn": 1.5, "st-fcn_affine": 1.5, "st-fcn_projective": 1.4, "st-fcn_tps": 1.4,
+          "st-cnn_affine": 0.8, "st-cnn_projective": 0.8, "st-cnn_tps": 0.8},
+    "e": {"fcn": 3.2, "cnn": 1.4, "st-fcn_affine": 2.7, "st-fcn_projective": 2.6, "st-fcn_tps": 2.4,
+          "st-cnn_affine": 1.2, "st-cnn_projective": 1.3, "st-cnn_tps": 1.1},
+    "cluttered": {"fcn": 13.2, "cnn": 3.5, "st-fcn_affine": 2.0, "st-cnn_affine": 1.7},
+    "addition": {"fcn": 47.7, "cnn": 14.7, "st-fcn_affine": 22.6, "2st-fcn_affine": 9.0,
+                 "2st-fcn_projective": 5.9, "2st-fcn_tps": 5.8},
+}
+TABLE_TASKS = ("r", "rts", "p", "e", "cluttered", "addition")
+ROW_ORDER = ("fcn", "cnn", "st-fcn_affine", "st-fcn_projective", "st-fcn_tps", "st-cnn_affine",
+             "st-cnn_projective", "st-cnn_tps", "2st-fcn_affine", "2st-fcn_projective", "2st-fcn_tps",
+             "2st-cnn_affine", "2st-cnn_projective", "2st-cnn_tps")
+ROW_TITLES = {"fcn": "FCN", "cnn": "CNN"}
+
+
+def row_key(model: str, transform: str) -> str:
+    return model if model in ("fcn", "cnn") else f"{model}_{transform}"
+
+
+def row_title(key: str) -> str:
+    if key in ROW_TITLES:
+        return ROW_TITLES[key]
+    model, transform = key.split("_")
+    name = model.upper().replace("2ST", "2×ST")
+    return f"{name} {dict(affine='Aff', projective='Proj', tps='TPS', attention='Att')[transform]}"
+
+
+def load_model(ckpt: dict):
+    model = build_model(ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model
+
+
+def evaluate_checkpoint(path, npz=None, data_dir=None, log=print) -> dict:
+    """Error (%) of a checkpoint on its own fixed test set, or on an exported ``.npz``."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind", "classifier") != "classifier":
+        raise CheckpointError(f"{path} is a {ckpt.get('kind')} checkpoint, not a classifier")
+    model = load_model(ckpt)
+    info = ckpt["data"]
+    if npz is not None:
+        arrays, meta = load_npz(npz)
+        images, labels = arrays["images"], arrays["labels"]
+        want = tuple(ckpt["model_args"]["input_size"])
+        shape = images.shape[-2:]
+        channels = images.shape[1] if images.ndim == 4 else 1
+        if tuple(shape) != want or channels != ckpt["model_args"]["in_channels"]:
+            raise ValueError(f"{npz}: images are {channels}×{shape[0]}×{shape[1]}, the model expects "
+                             f"{ckpt['model_args']['in_channels']}×{want[0]}×{want[1]}")
+        what = f"{len(labels)} images from {npz}" + (" (sample data)" if meta.get("is_sample") else "")
+    else:
+        test = load_digits("test", root=data_dir)
+        if test.source != info["test_source"] or len(test) != info["n_test_digits"]:
+            log(f"note: the checkpoint was evaluated on the test split from {info['test_source']} "
+                f"({info['n_test_digits']} digits); this run uses {test.source} ({len(test)} digits)")
+        cfg = D.config_from_dict(info["task"], info["config"])
+        arrays, _ = make_task_set(info["task"], "test", info["n_test"], info["test_seed"], cfg, test)
+        images, labels = arrays["images"], arrays["labels"]
+        what = f"its fixed test set ({info['n_test']} {info['task']} images, seed {info['test_seed']})"
+    err, pred = evaluate_arrays(model, images, labels)
+    return {"error": err, "n": int(len(labels)), "what": what, "recorded": ckpt.get("test_error"),
+            "epoch": ckpt.get("epoch"), "predictions": pred}
+
+
+def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
+    """Read every classifier checkpoint in ``folder`` into a results dict (recorded errors)."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.pt")):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if ckpt.get("kind", "classifier") != "classifier":
+            continue
+        tc, info = ckpt["train_config"], ckpt["data"]
+        key = row_key(tc["model"], tc["transform"])
+        rows.append({
+            "task": tc["task"], "row": key, "model": row_title(key), "checkpoint": path.as_posix(),
+            "test_error": round(float(ckpt["test_error"]), 2),
+            "paper_error": PAPER.get(tc["task"], {}).get(key),
+            "epochs": ckpt["epoch"], "train_minutes": round(ckpt.get("train_seconds", 0) / 60, 1),
+            "n_train_digits": info["n_train_digits"], "n_test": info["n_test"],
+            "is_sample": info["is_sample"], "parameters": ckpt.get("parameters", {}).get("total"),
+            "command": command_for(tc),
+        })
+    return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
+                    "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
+            "paper": PAPER, "results": rows}
+
+
+def command_for(tc: dict) -> str:
+    parts = [f"python -m stn_explore.train --task {tc['task']} --model {tc['model']}"]
+    if "st" in tc["model"]:
+        parts.append(f"--transform {tc['transform']}")
+    parts.append(f"--epochs {tc['epochs']}")
+    if tc.get("noise") is not None:
+        parts.append(f"--noise {tc['noise']}")
+    return " ".join(parts)
+
+
+def results_markdown(results: dict) -> str:
+    """Markdown tables: ours beside the paper's, one table per task family."""
+    by = {(r["task"], r["row"]): r for r in results["results"]}
+    out = []
+    distorted = [t for t in ("r", "rts", "p", "e") if any(k[0] == t for k in by)]
+
+    def cell(task, key):
+        r = by.get((task, key))
+        paper = PAPER.get(task, {}).get(key)
+        ours = f"**{r['test_error']:.2f}**" if r else "–"
+        return f"{ours} ({paper})" if paper is not None else ours
+
+    if distorted or any(k[0] == "cluttered" for k in by):
+        tasks = distorted + (["cluttered"] if any(k[0] == "cluttered" for k in by) else [])
+        out.append("| model | " + " | ".join(D.TASK_TITLES[t] for t in tasks) + " |")
+        out.append("|---|" + "---|" * len(tasks))
+        for key in ROW_ORDER:
+            if any((t, key) in by for t in tasks):
+                out.append(f"| {row_title(key)} | " + " | ".join(cell(t, key) for t in tasks) + " |")
+        out.append("")
+        out.append("% test error: **ours** (paper). " + results["note"])
+    if any(k[0] == "addition" for k in by):
+        out += ["", "| model | MNIST addition |", "|---|---|"]
+        for key in ROW_ORDER:
+            if ("addition", key) in by:
+                out.append(f"| {row_title(key)} | {cell('addition', key)} |")
+    return "\n".join(out) + "\n"
+
+
+def write_table(folder: str | os.PathLike = "checkpoints") -> tuple[Path, Path]:
+    results = collect_results(folder)
+    jpath, mpath = Path(folder) / "results.json", Path(folder) / "results.md"
+    atomic_write_text(jpath, json.dumps(results, indent=1) + "\n")
+    atomic_write_text(mpath, results_markdown(results))
+    return jpath, mpath
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m stn_explore.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", help="a checkpoint written by python -m stn_explore.train")
+    ap.add_argument("--npz", help="evaluate on an exported set (python -m stn_explore.data export ...)")
+    ap.add_argument("--data-dir", help="MNIST IDX folder for the fixed test set (default $STN_DATA_DIR)")
+    ap.add_argument("--table", action="store_true",
+                    help="write results.json and results.md for every checkpoint in --folder")
+    ap.add_argument("--folder", default="checkpoints", help="folder scanned by --table (default checkpoints)")
+    args = ap.parse_args(argv)
+    if not args.checkpoint and not args.table:
+        ap.error("give --checkpoint PATH and/or --table")
+    try:
+        if args.checkpoint:
+            r = evaluate_checkpoint(args.checkpoint, args.npz, args.data_dir)
+            rec = f" (recorded after epoch {r['epoch']}: {r['recorded']:.2f}%)" if r["recorded"] is not None else ""
+            print(f"{args.checkpoint}: {r['error']:.2f}% error on {r['what']}{rec}")
+        if args.table:
+            j, m = write_table(args.folder)
+            print(f"wrote {j} and {m}")
+            print(m.read_text())
+    except (CheckpointError, DataSourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Training and evaluation CLIs: checkpoints reload bit-exactly, resume exactly, refuse
+pickles, and the evaluator reproduces the recorded error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stn_explore import checkpoint as ckpt_mod
+from stn_explore import data as data_mod
+from stn_explore import evaluate, train
+from stn_explore.checkpoint import CheckpointError, load_checkpoint
+from stn_explore.models import build_model
+
+
+def tiny_cfg(**kw) -> train.TrainConfig:
+    # 24 digits / batch 8 = 3 SGD steps per epoch
+    base = dict(task="rts", model="st-cnn", transform="affine", epochs=1, batch_size=8, n_train=24,
+                n_test=20, lr=0.05, seed=3)
+    base.update(kw)
+    return train.TrainConfig(**base)
+
+
+def run(cfg, out, idx_dir, **kw):
+    return train.train(cfg, out, data_dir=idx_dir, progress=False, log=lambda m: None, **kw)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_three_step_run_writes_checkpoint_that_reloads_bit_exactly(tmp_path, idx_dir):
+    out = tmp_path / "m.pt"
+    res = run(tiny_cfg(), out, idx_dir)
+    ck = load_checkpoint(out)
+    assert ck["epoch"] == 1 and len(ck["history"]) == 1
+    assert ck["model_args"]["name"] == "st-cnn" and ck["train_config"]["n_train"] == 24
+    assert ck["data"]["task"] == "rts" and ck["data"]["n_train_digits"] == 24
+    assert ck["version"] and ck["format"] == ckpt_mod.FORMAT
+    model = build_model(ck["model_args"])
+    model.load_state_dict(ck["state_dict"])
+    assert states_equal(model.state_dict(), res["state_dict"])
+    # training changed the weights (3 steps happened)
+    fresh = build_model(ck["model_args"])
+    assert not states_equal(fresh.state_dict(), model.state_dict())
+
+
+def test_resume_after_kill_continues_exactly(tmp_path, idx_dir):
+    straight = run(tiny_cfg(epochs=2, lr_drops=[1]), tmp_path / "a.pt", idx_dir)
+    # "killed" after epoch 1: only the first epoch was saved ...
+    run(tiny_cfg(epochs=1, lr_drops=[1]), tmp_path / "b.pt", idx_dir)
+    assert load_checkpoint(tmp_path / "b.pt")["epoch"] == 1
+    # ... and resuming runs epoch 2 only, ending bit-identical to the uninterrupted run
+    resumed = run(tiny_cfg(epochs=2, lr_drops=[1]), tmp_path / "b.pt", idx_dir, resume=True)
+    assert resumed["epoch"] == 2
+    assert states_equal(resumed["state_dict"], straight["state_dict"])
+    assert [h["lr"] for h in resumed["history"]] == [0.05, pytest.approx(0.005)]
+    assert resumed["test_error"] == straight["test_error"]
+
+
+def test_resume_refuses_a_different_run(tmp_path, idx_dir):
+    run(tiny_cfg(), tmp_path / "m.pt", idx_dir)
+    with pytest.raises(CheckpointError, match="model"):
+        run(tiny_cfg(model="cnn", epochs=2), tmp_path / "m.pt", idx_dir, resume=True)
+
+
+def test_crash_during_save_keeps_previous_checkpoint(tmp_path, idx_dir, monkeypatch):
+    out = tmp_path / "m.pt"
+    run(tiny_cfg(), out, idx_dir)
+    before = out.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError):
+        run(tiny_cfg(epochs=2), out, idx_dir, resume=True)
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob("*.part"))
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_checkpoint_with_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "model_args": {}, "state_dict": {}, "x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_evaluate_reproduces_recorded_error_and_reads_npz(tmp_path, idx_dir, capsys):
+    out = tmp_path / "m.pt"
+    res = run(tiny_cfg(model="cnn", epochs=2, n_train=0, batch_size=32, n_test=60), out, idx_dir)
+    r = evaluate.evaluate_checkpoint(out, data_dir=idx_dir, log=lambda m: None)
+    assert r["error"] == res["test_error"] and r["n"] == 60
+    # the same set exported through the data CLI gives the same error
+    npz = tmp_path / "rts.npz"
+    assert data_mod.main(["export", "--task", "rts", "--n", "60", "--seed", "0", "--data-dir", str(idx_dir),
+                          "--out", str(npz)]) == 0
+    r2 = evaluate.evaluate_checkpoint(out, npz=npz)
+    assert r2["error"] == res["test_error"]
+    np.testing.assert_array_equal(r2["predictions"], r["predictions"])
+    # a set of the wrong task is refused clearly
+    bad = tmp_path / "r.npz"
+    data_mod.main(["export", "--task", "r", "--n", "5", "--data-dir", str(idx_dir), "--out", str(bad)])
+    assert evaluate.main(["--checkpoint", str(out), "--npz", str(bad)]) == 2
+    assert "model expects 1×42×42" in capsys.readouterr().err
+
+
+def test_results_table(tmp_path, idx_dir):
+    folder = tmp_path / "ckpts"
+    run(tiny_cfg(model="cnn"), folder / "rts_cnn.pt", idx_dir)
+    run(tiny_cfg(), folder / "rts_st-cnn_affine.pt", idx_dir)
+    assert evaluate.main(["--table", "--folder", str(folder)]) == 0
+    results = json.loads((folder / "results.json").read_text())
+    rows = {r["row"]: r for r in results["results"]}
+    assert rows["cnn"]["paper_error"] == 0.8 and rows["st-cnn_affine"]["paper_error"] == 0.5
+    assert rows["cnn"]["command"].startswith("python -m stn_explore.train --task rts --model cnn")
+    md = (folder / "results.md").read_text()
+    assert "| ST-CNN Aff |" in md and "(0.5)" in md and "10,000 MNIST training digits" in md
+
+
+def test_train_cli_help_and_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert "--loc-lr-scale" in capsys.readouterr().out
+    rc = train.main(["--task", "rts", "--epochs", "1", "--data-dir", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "x.pt")])
+    assert rc == 2 and "no mnist" in capsys.readouterr().err
