@@ -1,11 +1,5 @@
-"""stn_explore — the Streamlit entry point: a router over the pages in pages/."""
+"""stn_explore — the Streamlit entry point: a router over the pages in pages/ (see app_shell.py)."""
 
-import streamlit as st
+from app_shell import run_router
 
-st.set_page_config(page_title="stn_explore — Spatial Transformer Networks", page_icon="🔀",
-                   layout="wide")
-
-pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-]
-st.navigation(pages).run()
+run_router()

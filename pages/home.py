@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from app_shell import ensure_router
+
+ensure_router("")
+
 st.title("Spatial Transformer Networks, explored")
 st.markdown(
     """

@@ -1,0 +1,42 @@
+"""App-wide Streamlit plumbing shared by app.py and the pages (not part of the library).
+
+Why the guard: while a `pages/` folder exists next to app.py and no session has run app.py
+yet, Streamlit serves a deep link such as /playground by running pages/playground.py
+directly (its legacy pages-folder mode), without the st.navigation router, the page config
+and the navigation of app.py. `ensure_router()` notices that and hands over to app.py,
+which then switches to the requested page with its query parameters intact.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+#: (file, title, icon, url_path); url_path "" is the default page
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", ""),
+    ("pages/playground.py", "θ playground", ":material/tune:", "playground"),
+]
+_ROUTED = "_stn_routed"
+_GOTO = "_stn_goto"
+
+
+def run_router() -> None:
+    """Called by app.py: build the navigation, honour a pending deep link, run the page."""
+    st.set_page_config(page_title="stn_explore — Spatial Transformer Networks", page_icon="🔀",
+                       layout="wide")
+    pages = {url: st.Page(file, title=title, icon=icon, url_path=url or None, default=not url)
+             for file, title, icon, url in PAGES}
+    nav = st.navigation(list(pages.values()))
+    goto = st.session_state.pop(_GOTO, None)
+    st.session_state[_ROUTED] = True
+    if goto is not None and goto[0] in pages and goto[0]:
+        st.switch_page(pages[goto[0]], query_params=goto[1])
+    nav.run()
+
+
+def ensure_router(url_path: str) -> None:
+    """First line of every page: if this script runs without app.py's router, go through it."""
+    if st.session_state.get(_ROUTED):
+        return
+    st.session_state[_GOTO] = (url_path, st.query_params.to_dict())
+    st.switch_page("app.py")

@@ -1,0 +1,164 @@
+"""Plotly figure builders: arrays in, ``plotly.graph_objects.Figure`` out (no Streamlit).
+
+Images are drawn in *pixel* coordinates (pixel centres at integers, x right, y down) as one
+``go.Image`` trace whose source is a compressed PNG, so a figure stays small however large
+the image; sampling grids are converted from normalised coordinates with
+``x_pix = ((x + 1) W - 1) / 2`` (CONVENTIONS.md) and drawn as ONE line trace with ``None``
+separators (plotly.js slows down sharply with the number of traces).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+GRID_COLOR = "rgba(0, 200, 255, 0.75)"
+OUTLINE_COLOR = "#ff4b4b"
+POINT_COLOR = "#ffd000"
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3)`` float in [0, 1] (or uint8) → uint8, values clipped."""
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        return img
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def png_data_uri(img: np.ndarray) -> str:
+    """A ``data:image/png;base64,...`` URI of a grayscale or RGB image."""
+    from PIL import Image
+
+    arr = to_uint8(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {arr.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def normalized_to_pixel_np(points: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """NumPy twin of ``geometry.normalized_to_pixel`` (points ``(..., 2)``, size ``(H, W)``)."""
+    h, w = size
+    return ((np.asarray(points, dtype=np.float64) + 1) * np.array([w, h]) - 1) / 2
+
+
+def polyline_xy(lines: Sequence[np.ndarray]) -> tuple[list, list]:
+    """Concatenate polylines ``(N_i, 2)`` into x/y lists separated by ``None``."""
+    xs: list = []
+    ys: list = []
+    for line in lines:
+        if len(line) == 0:
+            continue
+        xs.extend(np.round(line[:, 0], 3).tolist() + [None])
+        ys.extend(np.round(line[:, 1], 3).tolist() + [None])
+    return xs, ys
+
+
+def _image_layout(fig: go.Figure, size: Sequence[int], px: float, title: str | None,
+                  margin: int = 4, pad: float = 0.0) -> None:
+    h, w = size
+    fig.update_layout(
+        width=int(w * px) + 2 * margin, height=int(h * px) + 2 * margin + (28 if title else 0),
+        margin=dict(l=margin, r=margin, t=margin + (28 if title else 0), b=margin),
+        title=dict(text=title, x=0.5, font=dict(size=14)) if title else None,
+        showlegend=False, plot_bgcolor="#808080", paper_bgcolor="rgba(0,0,0,0)",
+        dragmode=False, hovermode="closest",
+    )
+    fig.update_xaxes(range=[-0.5 - pad, w - 0.5 + pad], visible=False, constrain="domain")
+    fig.update_yaxes(range=[h - 0.5 + pad, -0.5 - pad], visible=False, scaleanchor="x",
+                     constrain="domain")
+
+
+def image_figure(img: np.ndarray, *, title: str | None = None, px: float = 8.0) -> go.Figure:
+    """An image ``(H, W)`` / ``(H, W, 3)`` at ``px`` screen pixels per image pixel; hover
+    shows the pixel's column, row and value."""
+    img = np.asarray(img)
+    h, w = img.shape[:2]
+    fig = go.Figure(go.Image(source=png_data_uri(img), x0=0, y0=0, dx=1, dy=1,
+                             hovertemplate="col %{x}, row %{y}<br>value %{color[0]}<extra></extra>"))
+    _image_layout(fig, (h, w), px, title)
+    return fig
+
+
+def grid_lines(grid: np.ndarray, size: Sequence[int], every: int = 1) -> list[np.ndarray]:
+    """Rows and columns of a sampling grid ``(H', W', 2)`` (normalised source points) as
+    pixel polylines in an input of ``size`` ``(H, W)``, keeping every ``every``-th line."""
+    pts = normalized_to_pixel_np(grid, size)
+    hh, ww = pts.shape[:2]
+    rows = [pts[i] for i in range(0, hh, every)]
+    cols = [pts[:, j] for j in range(0, ww, every)]
+    if (hh - 1) % every:
+        rows.append(pts[hh - 1])
+    if (ww - 1) % every:
+        cols.append(pts[:, ww - 1])
+    return rows + cols
+
+
+def grid_overlay_figure(img: np.ndarray, grid: np.ndarray, outline: np.ndarray | None = None, *,
+                        title: str | None = None, px: float = 8.0, max_lines: int = 24,
+                        show_points: bool = False, pad: float = 0.0) -> go.Figure:
+    """The input U with the sampling grid T_θ(G) overlaid.
+
+    Args:
+        img: U, ``(H, W)`` or ``(H, W, 3)``.
+        grid: ``(H', W', 2)`` normalised source points (one per output pixel).
+        outline: ``(N, 2)`` normalised source points tracing the border of the sampled region
+            (closed automatically); drawn highlighted.
+        max_lines: at most this many grid rows (and columns) are drawn.
+        show_points: also mark the sample points (subsampled like the lines).
+        pad: extra margin (in input pixels) shown around U, so a region sampling outside U
+            stays visible.
+    Traces: 0 = image, 1 = grid lines (one trace), 2 = outline, [3 = points].
+    """
+    img = np.asarray(img)
+    size = img.shape[:2]
+    grid = np.asarray(grid)
+    if grid.ndim != 3 or grid.shape[-1] != 2:
+        raise ValueError(f"grid must have shape (H', W', 2), got {grid.shape}")
+    fig = image_figure(img, title=title, px=px)
+    every = max(1, int(np.ceil(max(grid.shape[:2]) / max_lines)))
+    xs, ys = polyline_xy(grid_lines(grid, size, every))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=GRID_COLOR, width=1),
+                             hoverinfo="skip", name="grid"))
+    if outline is not None:
+        o = normalized_to_pixel_np(outline, size)
+        o = np.vstack([o, o[:1]])
+        fig.add_trace(go.Scatter(x=np.round(o[:, 0], 3), y=np.round(o[:, 1], 3), mode="lines",
+                                 line=dict(color=OUTLINE_COLOR, width=2.5), hoverinfo="skip",
+                                 name="sampled region"))
+    if show_points:
+        p = normalized_to_pixel_np(grid[::every, ::every], size).reshape(-1, 2)
+        fig.add_trace(go.Scatter(x=np.round(p[:, 0], 3), y=np.round(p[:, 1], 3), mode="markers",
+                                 marker=dict(color=POINT_COLOR, size=3), name="sample points",
+                                 hovertemplate="source col %{x:.2f}, row %{y:.2f}<extra></extra>"))
+    _image_layout(fig, size, px, title, pad=pad)
+    return fig
+
+
+def frame_outline(n_per_side: int = 32) -> np.ndarray:
+    """Points ``(4 n, 2)`` along the border of the normalised output frame [-1, 1]², clockwise
+    from the top-left corner; map them through a transform to outline the sampled region."""
+    t = np.linspace(-1, 1, n_per_side, endpoint=False)
+    one = np.ones_like(t)
+    top = np.stack([t, -one], 1)
+    right = np.stack([one, t], 1)
+    bottom = np.stack([-t, one], 1)
+    left = np.stack([-one, -t], 1)
+    return np.concatenate([top, right, bottom, left])
+
+
+def points_figure_trace(points: np.ndarray, size: Sequence[int], *, color: str = POINT_COLOR,
+                        name: str = "points", labels: Sequence[str] | None = None) -> go.Scatter:
+    """A marker trace of normalised points ``(N, 2)`` drawn over an image of ``size``."""
+    p = normalized_to_pixel_np(points, size)
+    return go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers+text" if labels else "markers",
+                      text=list(labels) if labels else None, textposition="top center",
+                      marker=dict(color=color, size=8, line=dict(color="black", width=1)), name=name,
+                      hovertemplate=name + ": col %{x:.1f}, row %{y:.1f}<extra></extra>")

@@ -1,0 +1,100 @@
+"""The app in a real browser: pages load, the playground reacts, uploads show, URLs share."""
+
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from .conftest import screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
+
+ERROR_SELECTORS = '[data-testid="stException"]'
+
+
+def open_page(page, server, path: str):
+    page.goto(server["url"] + path)
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"], [data-testid="stMarkdown"]')
+    return page
+
+
+def chart(page, n: int):
+    return page.locator('[data-testid="stPlotlyChart"]').nth(n)
+
+
+def slider_input(page, label: str):
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('input[type="range"]')
+
+
+@pytest.mark.parametrize("path,name", [("/", "home"), ("/playground", "playground")])
+def test_page_loads_without_exception(page, server, path, name):
+    open_page(page, server, path)
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    assert page.locator("h1").first.inner_text()
+    screenshot(page, name)
+
+
+def test_rotation_slider_changes_output_pixels_and_url(page, server):
+    open_page(page, server, "/playground")
+    chart(page, 1).locator("image").first.wait_for()
+    before = chart(page, 1).screenshot()
+    src_before = chart(page, 1).locator("image").first.get_attribute("href")
+    handle = slider_input(page, "rotation")
+    handle.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowRight")
+    # the last of the 15 reruns has landed: URL, θ and the repainted V agree on 15°
+    page.wait_for_url(re.compile(r"pg_angle=15(\.0)?(&|$)"))
+    expect(page.get_by_label("θ[0,0]")).to_have_value(f"{np.cos(np.radians(15)):.4f}")
+    wait_idle(page)
+    expect(chart(page, 1).locator("image").first).not_to_have_attribute("href", src_before)
+    assert chart(page, 1).screenshot() != before
+    params = parse_qs(urlparse(page.url).query)
+    assert float(params["pg_angle"][0]) == 15.0
+    screenshot(page, "playground_rotated")
+
+
+def test_shared_url_restores_the_view(page, server):
+    open_page(page, server, "/playground?pg_kind=projective&pg_c0x=-0.5&pg_out_h=40")
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    assert page.get_by_role("radio", name="projective").is_checked()
+    assert "V (40×28)" in chart(page, 1).inner_text()
+    screenshot(page, "playground_projective")
+
+
+def png_bytes(arr) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploaded_png_appears_and_bad_file_errors(page, server):
+    open_page(page, server, "/playground?pg_source=upload")
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[10:30, 20:40] = (255, 128, 0)
+    page.locator('input[type="file"]').set_input_files(
+        files=[{"name": "square.png", "mimeType": "image/png", "buffer": png_bytes(img)}])
+    page.get_by_text(re.compile(r"square\.png 60×40")).wait_for()
+    wait_idle(page)
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    screenshot(page, "playground_upload")
+    page.locator('input[type="file"]').set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"no image here"}])
+    page.get_by_text("not an image").wait_for()
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
+
+
+def test_server_log_has_no_errors_or_warnings(page, server):
+    open_page(page, server, "/playground")
+    log = server["log"].read_text()
+    bad = [ln for ln in log.splitlines() if re.search(r"Traceback|Error|WARNING|Warning", ln)]
+    assert not bad, bad
