@@ -27,7 +27,17 @@ AFFINE = {  # key: (label, min, max, step, default)
 }
 SLIDER_OF = {"angle": "pg_angle", "scale_x": "pg_sx", "scale_y": "pg_sy", "shear": "pg_shear",
              "tx": "pg_tx", "ty": "pg_ty"}
-THETA_KEYS = [[f"pg_t{r}{c}" for c in range(3)] for r in range(2)]
+
+
+def theta_keys(tag: str) -> list[list[str]]:
+    # The θ inputs are keyed by the slider state they show: moving a slider creates fresh inputs
+    # with value=θ, instead of pushing values into live widgets through session_state (which a
+    # browser can miss when fast slider reruns are coalesced).
+    return [[f"pg_t{r}{c}_{tag}" for c in range(3)] for r in range(2)]
+
+
+def slider_tag() -> str:
+    return "%08x" % (hash(slider_values()) & 0xFFFFFFFF)
 CORNER_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
 CORNER_DEFAULT = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
 
@@ -53,32 +63,42 @@ def theta_from_sliders() -> np.ndarray:
     return pg.affine_params(*(S.get(k, AFFINE[k][4]) for k in AFFINE))
 
 
-def sliders_to_theta() -> None:
-    """Sliders changed: write θ into the editable matrix."""
-    t = theta_from_sliders()
-    for r in range(2):
-        for c in range(3):
-            S[THETA_KEYS[r][c]] = round(float(t[r, c]), 4)
+def slider_values() -> tuple:
+    return tuple(float(S.get(k, AFFINE[k][4])) for k in AFFINE)
 
 
-def theta_to_sliders() -> None:
-    """The θ matrix was edited: decompose it into the sliders (clamped to their ranges)."""
-    t = np.array([[S[k] for k in row] for row in THETA_KEYS], dtype=np.float64)
+def theta_to_sliders(tag: str) -> None:
+    """The θ matrix was edited: keep that exact θ and show its decomposition on the sliders
+    (clamped to their ranges)."""
+    t = np.array([[S[k] for k in row] for row in theta_keys(tag)], dtype=np.float64)
     try:
         vals = pg.decompose_affine(t)
     except ValueError as exc:
         S["pg_theta_error"] = f"This θ cannot be shown on the sliders: {exc}."
-        return
+        vals = None
+    else:
+        S.pop("pg_theta_error", None)
+        for name, key in SLIDER_OF.items():
+            _, lo, hi, step, _ = AFFINE[key]
+            S[key] = float(np.clip(round(vals[name] / step) * step, lo, hi))
+    S["pg_theta_exact"] = t
+    S["pg_theta_snapshot"] = slider_values()
+
+
+def current_theta() -> np.ndarray:
+    """θ in force: the edited matrix if the sliders have not moved since it was edited,
+    else θ from the sliders. Derived in the script flow, not in slider callbacks, because
+    Streamlit may coalesce fast slider reruns and skip callbacks."""
+    if S.get("pg_theta_exact") is not None and S.get("pg_theta_snapshot") == slider_values():
+        return S["pg_theta_exact"]
+    S.pop("pg_theta_exact", None)
     S.pop("pg_theta_error", None)
-    for name, key in SLIDER_OF.items():
-        _, lo, hi, step, _ = AFFINE[key]
-        S[key] = float(np.clip(round(vals[name] / step) * step, lo, hi))
+    return pg.affine_params(*slider_values())
 
 
 def apply_preset(name: str) -> None:
     for pname, key in SLIDER_OF.items():
         S[key] = float(pg.PRESETS[name][pname])
-    sliders_to_theta()
 
 
 def tps_offsets() -> np.ndarray:
@@ -104,27 +124,22 @@ def store_tps_offsets(off: np.ndarray) -> None:
         st.query_params.pop("pg_tps", None)
 
 
-def tps_point_selected() -> None:
+def tps_sync_point(k: int) -> None:
+    """Show point k's offset on the dx/dy sliders (before they are drawn)."""
     off = tps_offsets()
-    k = S["pg_tps_k"]
     S["pg_tps_dx"], S["pg_tps_dy"] = float(round(off[k, 0], 2)), float(round(off[k, 1], 2))
-
-
-def tps_moved() -> None:
-    off = tps_offsets().copy()
-    off[S.get("pg_tps_k", 0)] = (S["pg_tps_dx"], S["pg_tps_dy"])
-    store_tps_offsets(off)
+    S["pg_tps_shown"] = k
 
 
 def tps_randomise() -> None:
     S["pg_tps_seed"] = S.get("pg_tps_seed", 0) + 1
     store_tps_offsets(np.round(pg.random_tps_offsets(S["pg_tps_seed"]), 3))
-    tps_point_selected()
+    tps_sync_point(S.get("pg_tps_k", 0))
 
 
 def tps_reset() -> None:
     store_tps_offsets(np.zeros((16, 2)))
-    tps_point_selected()
+    tps_sync_point(S.get("pg_tps_k", 0))
 
 
 def corners_reset() -> None:
@@ -188,19 +203,19 @@ def transform_controls() -> tuple[str, np.ndarray]:
                        width="stretch")
         c1, c2 = st.columns(2)
         for i, (key, (label, lo, hi, step, default)) in enumerate(AFFINE.items()):
-            (c1 if i % 2 == 0 else c2).slider(label, lo, hi, default, step, key=key,
-                                              on_change=sliders_to_theta, bind="query-params")
-        if THETA_KEYS[0][0] not in S:
-            sliders_to_theta()
+            (c1 if i % 2 == 0 else c2).slider(label, lo, hi, default, step, key=key, bind="query-params")
+        theta = current_theta()
+        tag = slider_tag()
+        keys = theta_keys(tag)
         st.markdown("θ (editable; maps output → input, eq. (1))")
         for r in range(2):
             cs = st.columns(3)
             for c in range(3):
-                cs[c].number_input(f"θ[{r},{c}]", step=0.05, format="%.4f", key=THETA_KEYS[r][c],
-                                   on_change=theta_to_sliders, label_visibility="collapsed")
+                cs[c].number_input(f"θ[{r},{c}]", value=round(float(theta[r, c]), 4), step=0.05,
+                                   format="%.4f", key=keys[r][c], on_change=theta_to_sliders,
+                                   args=(tag,), label_visibility="collapsed")
         if "pg_theta_error" in S:
             st.warning(S["pg_theta_error"])
-        theta = np.array([[S[k] for k in row] for row in THETA_KEYS], dtype=np.float64)
         return kind, theta
     if kind == "attention":
         c1, c2, c3 = st.columns(3)
@@ -225,14 +240,18 @@ def transform_controls() -> tuple[str, np.ndarray]:
         except ValueError as exc:
             st.error(f"These corners do not define a projective transform: {exc}. Showing identity.")
             return kind, np.eye(3)
-    off = tps_offsets()
     c1, c2, c3 = st.columns([1, 2, 2])
-    c1.selectbox("control point", list(range(16)), key="pg_tps_k", on_change=tps_point_selected,
-                 help="points are numbered row by row from the top-left")
-    if "pg_tps_dx" not in S:
-        tps_point_selected()
-    c2.slider("dx", -1.0, 1.0, step=0.01, key="pg_tps_dx", on_change=tps_moved)
-    c3.slider("dy", -1.0, 1.0, step=0.01, key="pg_tps_dy", on_change=tps_moved)
+    k = c1.selectbox("control point", list(range(16)), key="pg_tps_k",
+                     help="points are numbered row by row from the top-left")
+    if S.get("pg_tps_shown") != k or "pg_tps_dx" not in S:  # a new point: show its offset
+        tps_sync_point(k)
+    dx = c2.slider("dx", -1.0, 1.0, step=0.01, key="pg_tps_dx")
+    dy = c3.slider("dy", -1.0, 1.0, step=0.01, key="pg_tps_dy")
+    off = tps_offsets()
+    if (off[k] != (dx, dy)).any():  # the sliders moved point k
+        off = off.copy()
+        off[k] = (dx, dy)
+        store_tps_offsets(off)
     b1, b2 = st.columns(2)
     b1.button("randomise", on_click=tps_randomise, key="pg_tps_random", width="stretch")
     b2.button("reset", on_click=tps_reset, key="pg_tps_reset", width="stretch")

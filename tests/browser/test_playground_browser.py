@@ -46,17 +46,20 @@ def test_rotation_slider_changes_output_pixels_and_url(page, server):
     before = chart(page, 1).screenshot()
     src_before = chart(page, 1).locator("image").first.get_attribute("href")
     handle = slider_input(page, "rotation")
-    handle.focus()
-    for _ in range(15):
+    # One step at a time. The slider commits its value a moment after the key press, so wait
+    # for what the server rendered for the new value (θ[0,0] = cos angle) before the next key.
+    for step in range(1, 6):
+        handle.focus()
         page.keyboard.press("ArrowRight")
-    # the last of the 15 reruns has landed: URL, θ and the repainted V agree on 15°
-    page.wait_for_url(re.compile(r"pg_angle=15(\.0)?(&|$)"))
-    expect(page.get_by_label("θ[0,0]")).to_have_value(f"{np.cos(np.radians(15)):.4f}")
-    wait_idle(page)
+        # (during a rerun the fresh θ input and the stale one coexist for a moment)
+        page.locator(f'input[aria-label="θ[0,0]"][value="{np.cos(np.radians(step)):.4f}"]').wait_for()
+        wait_idle(page)
+        expect(page.get_by_label("θ[0,0]")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"pg_angle=5(\.0)?(&|$)"))
     expect(chart(page, 1).locator("image").first).not_to_have_attribute("href", src_before)
     assert chart(page, 1).screenshot() != before
     params = parse_qs(urlparse(page.url).query)
-    assert float(params["pg_angle"][0]) == 15.0
+    assert float(params["pg_angle"][0]) == 5.0
     screenshot(page, "playground_rotated")
 
 
@@ -90,7 +93,7 @@ def test_uploaded_png_appears_and_bad_file_errors(page, server):
         files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"no image here"}])
     page.get_by_text("not an image").wait_for()
     assert page.locator(ERROR_SELECTORS).count() == 0
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2)
 
 
 def test_server_log_has_no_errors_or_warnings(page, server):
