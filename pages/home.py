@@ -1,24 +1,50 @@
 """Home: what a spatial transformer is, in three parts."""
 
+import numpy as np
 import streamlit as st
 
 from app_shell import ensure_router
+from stn_explore import figures, playground as pg
+from stn_explore.mnist import load_digits
 
 ensure_router("")
 
+
+@st.cache_data(show_spinner=False)
+def home_digit() -> np.ndarray:
+    d = load_digits("test")
+    return d.images[0].astype(np.float32) / 255.0
+
+
 st.title("Spatial Transformer Networks, explored")
-st.markdown(
-    """
+
+text, example = st.columns([0.55, 0.45], gap="large")
+with text:
+    st.markdown(
+        """
 A **spatial transformer** (Jaderberg, Simonyan, Zisserman, Kavukcuoglu, NeurIPS 2015) is a
 differentiable module that lets a network warp its own input. It has three parts:
 
 1. **Localisation network** — looks at the input U and regresses the parameters θ of a
    transform (affine, projective, thin plate spline).
 2. **Grid generator** — maps a regular grid G over the output V through T_θ to the source
-   points T_θ(G) in U (normalised coordinates, target → source, eq. (1)).
+   points T_θ(G) in U (normalised coordinates, output → input, eq. (1)).
 3. **Sampler** — reads U at those points with a bilinear kernel (eq. (5)) to produce V.
    Everything is differentiable, so θ is learned from the task loss alone.
-
-More pages (θ playground, co-localisation, CNN vs ST-CNN, the paper's tables) are being built.
 """
-)
+    )
+    st.page_link("pages/playground.py", label="Open the θ playground", icon=":material/tune:")
+    st.caption("More pages — co-localisation, CNN vs ST-CNN, the paper's tables — are on the way.")
+
+with example:
+    # A small live example: an attention transform (zoom + shift) on an MNIST digit.
+    s = st.slider("zoom of the attention window (s)", 0.3, 1.0, 0.6, 0.05, key="home_s")
+    image = home_digit()
+    theta = pg.attention_params(s, 0.1, 0.0)
+    result = pg.render(image, "attention", theta, (28, 28))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.grid_overlay_figure(image, result.grid, result.outline, title="U and T_θ(G)",
+                                                px=7, max_lines=14),
+                    key="home_u", config={"displayModeBar": False}, width="content")
+    c2.plotly_chart(figures.image_figure(result.v, title="V", px=7), key="home_v",
+                    config={"displayModeBar": False}, width="content")

@@ -6,6 +6,8 @@ bound to the URL (bind="query-params"), so a view can be shared by copying the a
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -276,6 +278,7 @@ st.caption("Move the transform: the blue grid is T_θ(G), where each output pixe
 
 @st.fragment
 def playground() -> None:
+    t0 = time.perf_counter()
     left, right = st.columns([0.42, 0.58], gap="large")
     with left:
         image, image_note = input_image()
@@ -290,10 +293,8 @@ def playground() -> None:
         px = 240 / max(image.shape[:2])  # U drawn ~240 px wide; V at the same scale
         cu, cv = st.columns(2)
         fig_u = figures.grid_overlay_figure(image, result.grid, result.outline, title="U with T_θ(G)",
-                                            px=px, pad=0.25 * max(image.shape[:2]))
-        if result.control_points is not None:
-            fig_u.add_trace(figures.points_figure_trace(result.control_points, image.shape[:2],
-                                                        name="control points"))
+                                            px=px, pad=0.25 * max(image.shape[:2]),
+                                            points=result.control_points)
         cu.plotly_chart(fig_u, key="pg_fig_u", config={"displayModeBar": False}, width="content")
         cv.plotly_chart(figures.image_figure(result.v, title=f"V ({out_size[0]}×{out_size[1]})", px=px),
                         key="pg_fig_v", config={"displayModeBar": False}, width="content")
@@ -304,6 +305,8 @@ def playground() -> None:
         channels = 3 if image.ndim == 3 else 1
         st.code(pg.torch_snippet(kind, params, image.shape[:2], out_size, mode, pad, channels),
                 language="python")
+        if st.query_params.get("pg_debug"):  # read by benchmarks/bench_playground_latency.py
+            st.caption(f"server rerun {(time.perf_counter() - t0) * 1e3:.1f} ms")
 
 
 playground()

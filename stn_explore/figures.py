@@ -61,30 +61,34 @@ def polyline_xy(lines: Sequence[np.ndarray]) -> tuple[list, list]:
     return xs, ys
 
 
-def _image_layout(fig: go.Figure, size: Sequence[int], px: float, title: str | None,
-                  margin: int = 4, pad: float = 0.0) -> None:
+def _image_layout(size: Sequence[int], px: float, title: str | None, margin: int = 4,
+                  pad: float = 0.0) -> dict:
     h, w = size
-    fig.update_layout(
-        width=int(w * px) + 2 * margin, height=int(h * px) + 2 * margin + (28 if title else 0),
-        margin=dict(l=margin, r=margin, t=margin + (28 if title else 0), b=margin),
-        title=dict(text=title, x=0.5, font=dict(size=14)) if title else None,
-        showlegend=False, plot_bgcolor="#808080", paper_bgcolor="rgba(0,0,0,0)",
-        dragmode=False, hovermode="closest",
-    )
-    fig.update_xaxes(range=[-0.5 - pad, w - 0.5 + pad], visible=False, constrain="domain")
-    fig.update_yaxes(range=[h - 0.5 + pad, -0.5 - pad], visible=False, scaleanchor="x",
-                     constrain="domain")
+    top = margin + (28 if title else 0)
+    return {
+        "width": int(w * px) + 2 * margin, "height": int(h * px) + margin + top,
+        "margin": {"l": margin, "r": margin, "t": top, "b": margin},
+        "title": {"text": title, "x": 0.5, "font": {"size": 14}} if title else None,
+        "showlegend": False, "plot_bgcolor": "#808080", "paper_bgcolor": "rgba(0,0,0,0)",
+        "dragmode": False, "hovermode": "closest",
+        "xaxis": {"range": [-0.5 - pad, w - 0.5 + pad], "visible": False, "constrain": "domain"},
+        "yaxis": {"range": [h - 0.5 + pad, -0.5 - pad], "visible": False, "scaleanchor": "x",
+                  "constrain": "domain"},
+    }
 
 
+def _image_trace(img: np.ndarray) -> dict:
+    return {"type": "image", "source": png_data_uri(img), "x0": 0, "y0": 0, "dx": 1, "dy": 1,
+            "hovertemplate": "col %{x}, row %{y}<br>value %{color[0]}<extra></extra>"}
+
+
+# Figures are assembled as one dict and built once: incremental add_trace / update_layout
+# calls cost ~10 ms per figure, which matters on a slider's hot path.
 def image_figure(img: np.ndarray, *, title: str | None = None, px: float = 8.0) -> go.Figure:
     """An image ``(H, W)`` / ``(H, W, 3)`` at ``px`` screen pixels per image pixel; hover
     shows the pixel's column, row and value."""
     img = np.asarray(img)
-    h, w = img.shape[:2]
-    fig = go.Figure(go.Image(source=png_data_uri(img), x0=0, y0=0, dx=1, dy=1,
-                             hovertemplate="col %{x}, row %{y}<br>value %{color[0]}<extra></extra>"))
-    _image_layout(fig, (h, w), px, title)
-    return fig
+    return go.Figure({"data": [_image_trace(img)], "layout": _image_layout(img.shape[:2], px, title)})
 
 
 def grid_lines(grid: np.ndarray, size: Sequence[int], every: int = 1) -> list[np.ndarray]:
@@ -103,7 +107,8 @@ def grid_lines(grid: np.ndarray, size: Sequence[int], every: int = 1) -> list[np
 
 def grid_overlay_figure(img: np.ndarray, grid: np.ndarray, outline: np.ndarray | None = None, *,
                         title: str | None = None, px: float = 8.0, max_lines: int = 24,
-                        show_points: bool = False, pad: float = 0.0) -> go.Figure:
+                        show_points: bool = False, pad: float = 0.0,
+                        points: np.ndarray | None = None, points_name: str = "control points") -> go.Figure:
     """The input U with the sampling grid T_θ(G) overlaid.
 
     Args:
@@ -115,31 +120,33 @@ def grid_overlay_figure(img: np.ndarray, grid: np.ndarray, outline: np.ndarray |
         show_points: also mark the sample points (subsampled like the lines).
         pad: extra margin (in input pixels) shown around U, so a region sampling outside U
             stays visible.
-    Traces: 0 = image, 1 = grid lines (one trace), 2 = outline, [3 = points].
+        points: extra normalised points ``(K, 2)`` to mark (e.g. TPS control points).
+    Traces, in order: image, grid lines (one trace), [outline], [sample points], [points].
     """
     img = np.asarray(img)
     size = img.shape[:2]
     grid = np.asarray(grid)
     if grid.ndim != 3 or grid.shape[-1] != 2:
         raise ValueError(f"grid must have shape (H', W', 2), got {grid.shape}")
-    fig = image_figure(img, title=title, px=px)
     every = max(1, int(np.ceil(max(grid.shape[:2]) / max_lines)))
     xs, ys = polyline_xy(grid_lines(grid, size, every))
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=GRID_COLOR, width=1),
-                             hoverinfo="skip", name="grid"))
+    data = [_image_trace(img),
+            {"type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": "grid",
+             "line": {"color": GRID_COLOR, "width": 1}, "hoverinfo": "skip"}]
     if outline is not None:
         o = normalized_to_pixel_np(outline, size)
-        o = np.vstack([o, o[:1]])
-        fig.add_trace(go.Scatter(x=np.round(o[:, 0], 3), y=np.round(o[:, 1], 3), mode="lines",
-                                 line=dict(color=OUTLINE_COLOR, width=2.5), hoverinfo="skip",
-                                 name="sampled region"))
+        o = np.round(np.vstack([o, o[:1]]), 3)
+        data.append({"type": "scatter", "x": o[:, 0].tolist(), "y": o[:, 1].tolist(), "mode": "lines",
+                     "name": "sampled region", "line": {"color": OUTLINE_COLOR, "width": 2.5},
+                     "hoverinfo": "skip"})
     if show_points:
-        p = normalized_to_pixel_np(grid[::every, ::every], size).reshape(-1, 2)
-        fig.add_trace(go.Scatter(x=np.round(p[:, 0], 3), y=np.round(p[:, 1], 3), mode="markers",
-                                 marker=dict(color=POINT_COLOR, size=3), name="sample points",
-                                 hovertemplate="source col %{x:.2f}, row %{y:.2f}<extra></extra>"))
-    _image_layout(fig, size, px, title, pad=pad)
-    return fig
+        p = np.round(normalized_to_pixel_np(grid[::every, ::every], size).reshape(-1, 2), 3)
+        data.append({"type": "scatter", "x": p[:, 0].tolist(), "y": p[:, 1].tolist(), "mode": "markers",
+                     "name": "sample points", "marker": {"color": POINT_COLOR, "size": 3},
+                     "hovertemplate": "source col %{x:.2f}, row %{y:.2f}<extra></extra>"})
+    if points is not None:
+        data.append(points_trace(points, size, name=points_name))
+    return go.Figure({"data": data, "layout": _image_layout(size, px, title, pad=pad)})
 
 
 def frame_outline(n_per_side: int = 32) -> np.ndarray:
@@ -154,11 +161,10 @@ def frame_outline(n_per_side: int = 32) -> np.ndarray:
     return np.concatenate([top, right, bottom, left])
 
 
-def points_figure_trace(points: np.ndarray, size: Sequence[int], *, color: str = POINT_COLOR,
-                        name: str = "points", labels: Sequence[str] | None = None) -> go.Scatter:
-    """A marker trace of normalised points ``(N, 2)`` drawn over an image of ``size``."""
-    p = normalized_to_pixel_np(points, size)
-    return go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers+text" if labels else "markers",
-                      text=list(labels) if labels else None, textposition="top center",
-                      marker=dict(color=color, size=8, line=dict(color="black", width=1)), name=name,
-                      hovertemplate=name + ": col %{x:.1f}, row %{y:.1f}<extra></extra>")
+def points_trace(points: np.ndarray, size: Sequence[int], *, color: str = POINT_COLOR,
+                 name: str = "points") -> dict:
+    """A marker trace (dict) of normalised points ``(N, 2)`` drawn over an image of ``size``."""
+    p = np.round(normalized_to_pixel_np(points, size), 3)
+    return {"type": "scatter", "x": p[:, 0].tolist(), "y": p[:, 1].tolist(), "mode": "markers",
+            "name": name, "marker": {"color": color, "size": 8, "line": {"color": "black", "width": 1}},
+            "hovertemplate": name + ": col %{x:.1f}, row %{y:.1f}<extra></extra>"}

@@ -21,6 +21,9 @@ def open_page(page, server, path: str):
     page.goto(server["url"] + path)
     wait_idle(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"], [data-testid="stMarkdown"]')
+    # every chart has drawn (plotly renders asynchronously after the script finished)
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                                  .every(c => c.querySelector('.main-svg image'))""")
     return page
 
 
@@ -101,3 +104,16 @@ def test_server_log_has_no_errors_or_warnings(page, server):
     log = server["log"].read_text()
     bad = [ln for ln in log.splitlines() if re.search(r"Traceback|Error|WARNING|Warning", ln)]
     assert not bad, bad
+
+
+def test_hover_shows_pixel_coordinates_and_value(page, server):
+    open_page(page, server, "/playground?pg_source=test+pattern&pg_out_h=28&pg_out_w=28")
+    v = chart(page, 1)
+    v.locator("image").wait_for()
+    box = v.locator(".nsewdrag").first.bounding_box()
+    # near the top-left of V (identity warp of the checkerboard): its bright marker square
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.move(box["x"] + 6, box["y"] + 6)
+    label = v.locator(".hoverlayer").filter(has_text="col")
+    expect(label).to_contain_text(re.compile(r"col [0-2], row [0-2]"))
+    expect(label).to_contain_text("value 255")
