@@ -384,3 +384,40 @@ def epoch_batches(task: str, pool_images: np.ndarray, pool_labels: np.ndarray,
 def with_overrides(cfg, **kw):
     """A copy of a config dataclass with some fields replaced (unknown fields raise)."""
     return replace(cfg, **kw)
+
+
+class DistortedStream(torch.utils.data.IterableDataset):
+    """A ``DataLoader``-ready stream of freshly distorted digits, one epoch per iteration.
+
+    Each DataLoader worker takes its share of a seeded permutation of the digits and draws
+    its distortions from a generator seeded by ``(seed, epoch, worker)``: the stream is
+    reproducible for a given number of workers, and differs between epochs. Call
+    :meth:`set_epoch` before each epoch. Yields ``(x float (C, H, W) in [0, 1], y int64)``.
+    """
+
+    def __init__(self, task: str, pool_images: np.ndarray, pool_labels: np.ndarray, seed: int = 0,
+                 cfg=None, chunk: int = 1024):
+        super().__init__()
+        self.task, self.cfg = check_task(task), cfg
+        self.images, self.labels = pool_images, pool_labels
+        self.seed, self.epoch, self.chunk = seed, 0, chunk
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        order_gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(len(self.images), generator=order_gen).numpy()[worker::n_workers]
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, worker + 1))
+        for start in range(0, len(order), self.chunk):
+            idx = order[start:start + self.chunk]
+            data = generate(self.task, self.images, self.labels, len(idx), gen, self.cfg, indices=idx)
+            x = torch.from_numpy(data["images"]).float().div_(255)
+            if x.dim() == 3:
+                x = x.unsqueeze(1)
+            yield from zip(x, torch.from_numpy(data["labels"]))

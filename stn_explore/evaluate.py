@@ -99,7 +99,7 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print) -> dict:
 
 def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
     """Read every classifier checkpoint in ``folder`` into a results dict (recorded errors)."""
-    rows = []
+    rows, in_progress = [], []
     for path in sorted(Path(folder).glob("*.pt")):
         try:
             ckpt = load_checkpoint(path)
@@ -109,6 +109,11 @@ def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
             continue
         tc, info = ckpt["train_config"], ckpt["data"]
         key = row_key(tc["model"], tc["transform"])
+        if ckpt["epoch"] < tc["epochs"]:  # a run still training (resumable): not a result yet
+            in_progress.append({"checkpoint": path.as_posix(), "epoch": ckpt["epoch"],
+                                "epochs": tc["epochs"], "test_error": round(float(ckpt["test_error"]), 2),
+                                "command": command_for(tc, path) + " --resume"})
+            continue
         rows.append({
             "task": tc["task"], "row": key, "model": row_title(key), "checkpoint": path.as_posix(),
             "test_error": round(float(ckpt["test_error"]), 2),
@@ -116,20 +121,23 @@ def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
             "epochs": ckpt["epoch"], "train_minutes": round(ckpt.get("train_seconds", 0) / 60, 1),
             "n_train_digits": info["n_train_digits"], "n_test": info["n_test"],
             "is_sample": info["is_sample"], "parameters": ckpt.get("parameters", {}).get("total"),
-            "command": command_for(tc),
+            "command": command_for(tc, path),
         })
     return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
                     "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
-            "paper": PAPER, "results": rows}
+            "paper": PAPER, "results": rows, "in_progress": in_progress}
 
 
-def command_for(tc: dict) -> str:
+def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
+    """The training command for a train_config (run with STN_DATA_DIR pointing at MNIST)."""
     parts = [f"python -m stn_explore.train --task {tc['task']} --model {tc['model']}"]
     if "st" in tc["model"]:
         parts.append(f"--transform {tc['transform']}")
     parts.append(f"--epochs {tc['epochs']}")
     if tc.get("noise") is not None:
         parts.append(f"--noise {tc['noise']}")
+    if path is not None:
+        parts.append(f"--out {Path(path).as_posix()}")
     return " ".join(parts)
 
 
@@ -162,11 +170,28 @@ def results_markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def checkpoints_markdown(results: dict) -> str:
+    """One row per checkpoint: file, the command that made it, schedule, time, error."""
+    out = ["| file | task | model | test error % (paper) | epochs | training time | command |",
+           "|---|---|---|---|---|---|---|"]
+    for r in results["results"]:
+        paper = f" ({r['paper_error']})" if r["paper_error"] is not None else ""
+        out.append(f"| `{Path(r['checkpoint']).name}` | {D.TASK_TITLES[r['task']]} | {r['model']} | "
+                   f"{r['test_error']:.2f}{paper} | {r['epochs']} | {r['train_minutes']:.0f} min | "
+                   f"`{r['command']}` |")
+    if results.get("in_progress"):
+        out += ["", "Still training (resume with the command shown):", ""]
+        for r in results["in_progress"]:
+            out.append(f"- `{Path(r['checkpoint']).name}`: epoch {r['epoch']}/{r['epochs']}, "
+                       f"test error so far {r['test_error']:.2f}% — `{r['command']}`")
+    return "\n".join(out) + "\n"
+
+
 def write_table(folder: str | os.PathLike = "checkpoints") -> tuple[Path, Path]:
     results = collect_results(folder)
     jpath, mpath = Path(folder) / "results.json", Path(folder) / "results.md"
     atomic_write_text(jpath, json.dumps(results, indent=1) + "\n")
-    atomic_write_text(mpath, results_markdown(results))
+    atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results))
     return jpath, mpath
 
 

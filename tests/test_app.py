@@ -49,10 +49,14 @@ def png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_home_renders_without_exception():
+def test_home_renders_without_exception_and_its_example_reacts():
     at = ok(app())
     assert "Spatial Transformer" in at.title[0].value
     assert any("Localisation network" in m.value for m in at.markdown)
+    before = plotly_figures(at)[1]["data"][0]["source"]
+    at.slider(key="home_s").set_value(0.4).run()
+    ok(at)
+    assert plotly_figures(at)[1]["data"][0]["source"] != before
 
 
 @pytest.fixture(scope="module")

@@ -211,3 +211,23 @@ def test_examples_page_has_parameters(pool):
     ex = D.examples("p", pool.images, pool.labels, n=16, seed=0)
     assert ex["images"].shape == (16, 28, 28)
     assert ex["param_homography"].shape == (16, 3, 3) and ex["param_corners"].shape == (16, 4, 2)
+
+
+def test_stream_seeded_per_worker_covers_every_digit_once(pool):
+    stream = D.DistortedStream("rts", pool.images, pool.labels, seed=4, chunk=64)
+
+    def epoch(e, workers):
+        stream.set_epoch(e)
+        loader = torch.utils.data.DataLoader(stream, batch_size=50, num_workers=workers)
+        xs, ys = zip(*loader)
+        return torch.cat(xs), torch.cat(ys)
+
+    x2, y2 = epoch(0, 2)
+    assert x2.shape == (300, 1, 42, 42) and y2.shape == (300,)
+    assert sorted(y2.tolist()) == sorted(pool.labels.tolist())  # each digit exactly once
+    x2b, _ = epoch(0, 2)
+    assert torch.equal(x2, x2b)  # reproducible for a given number of workers
+    x3, _ = epoch(1, 2)
+    assert not torch.equal(x2, x3)  # fresh distortions every epoch
+    x_single, y_single = epoch(0, 0)
+    assert sorted(y_single.tolist()) == sorted(y2.tolist())

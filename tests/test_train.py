@@ -131,6 +131,15 @@ def test_results_table(tmp_path, idx_dir):
     assert rows["cnn"]["command"].startswith("python -m stn_explore.train --task rts --model cnn")
     md = (folder / "results.md").read_text()
     assert "| ST-CNN Aff |" in md and "(0.5)" in md and "10,000 MNIST training digits" in md
+    assert "`rts_cnn.pt`" in md and "--out " in rows["cnn"]["command"]
+    # a run that has not reached its planned epochs is listed as in progress, not as a result
+    ck = torch.load(folder / "rts_cnn.pt", weights_only=True)
+    ck["train_config"]["epochs"] = 5
+    torch.save(ck, folder / "rts_cnn.pt")
+    evaluate.write_table(folder)
+    results = json.loads((folder / "results.json").read_text())
+    assert [r["row"] for r in results["results"]] == ["st-cnn_affine"]
+    assert results["in_progress"][0]["epoch"] == 1 and "--resume" in results["in_progress"][0]["command"]
 
 
 def test_train_cli_help_and_errors(tmp_path, capsys):
