@@ -260,7 +260,7 @@ def transform_controls() -> tuple[str, np.ndarray]:
     return kind, pg.tps_params(off)
 
 
-def sampler_controls(in_hw) -> tuple[tuple[int, int], str, str]:
+def sampler_controls() -> tuple[tuple[int, int], str, str]:
     c1, c2, c3, c4 = st.columns(4)
     h = c1.number_input("output H′", 4, 256, 28, key="pg_out_h", bind="query-params")
     w = c2.number_input("output W′", 4, 256, 28, key="pg_out_w", bind="query-params")
@@ -283,7 +283,7 @@ def playground() -> None:
     with left:
         image, image_note = input_image()
         kind, params = transform_controls()
-        out_size, mode, pad = sampler_controls(image.shape[:2])
+        out_size, mode, pad = sampler_controls()
     try:
         result = pg.render(image, kind, params, out_size, mode, pad)
     except ValueError as exc:
