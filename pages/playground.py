@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from app_shell import ensure_router
+from components.warp_editor import warp_editor
 
 from stn_explore import figures, playground as pg
 from stn_explore.mnist import load_digits
@@ -144,6 +145,45 @@ def tps_reset() -> None:
     tps_sync_point(S.get("pg_tps_k", 0))
 
 
+def apply_editor() -> None:
+    """The editor released a drag (or a key move): make it the page's state."""
+    got = S.get("pg_editor", {}).get("params")
+    if not got:
+        return
+    kind, values = got["kind"], np.asarray(got["values"], dtype=np.float64)
+    if not np.isfinite(values).all():
+        return
+    if kind == "affine":
+        theta = values.reshape(2, 3)
+        try:
+            vals = pg.decompose_affine(theta)
+        except ValueError:
+            vals = None
+        if vals is not None:
+            for name, key in SLIDER_OF.items():
+                _, lo, hi, step, _ = AFFINE[key]
+                S[key] = float(np.clip(round(vals[name] / step) * step, lo, hi))
+        S["pg_theta_exact"] = theta
+        S["pg_theta_snapshot"] = slider_values()
+    elif kind == "attention":
+        for key, v, lo, hi in (("pg_s", values[0], 0.05, 2.0), ("pg_atx", values[1], -1.5, 1.5),
+                               ("pg_aty", values[2], -1.5, 1.5)):
+            S[key] = float(np.clip(round(v, 2), lo, hi))
+    elif kind == "projective":
+        for i, (x, y) in enumerate(values.reshape(4, 2)):
+            S[f"pg_c{i}x"], S[f"pg_c{i}y"] = (float(np.clip(round(v, 2), -2.0, 2.0)) for v in (x, y))
+    elif kind == "tps":
+        store_tps_offsets(np.clip(values.reshape(-1, 2) - pg.tps_params(np.zeros((16, 2))), -1, 1))
+        tps_sync_point(S.get("pg_tps_k", 0))
+
+
+def editor_values(kind: str, params: np.ndarray) -> np.ndarray:
+    """What the editor's handles manipulate, for each kind."""
+    if kind == "projective":
+        return np.asarray(S.get("pg_corners_now", CORNER_DEFAULT), dtype=np.float64)
+    return params
+
+
 def corners_reset() -> None:
     for i, (x, y) in enumerate(CORNER_DEFAULT):
         S[f"pg_c{i}x"], S[f"pg_c{i}y"] = x, y
@@ -221,9 +261,9 @@ def transform_controls() -> tuple[str, np.ndarray]:
         return kind, theta
     if kind == "attention":
         c1, c2, c3 = st.columns(3)
-        s = c1.slider("s (crop size)", 0.05, 2.0, 1.0, 0.05, key="pg_s", bind="query-params")
-        tx = c2.slider("tx", -1.5, 1.5, 0.0, 0.05, key="pg_atx", bind="query-params")
-        ty = c3.slider("ty", -1.5, 1.5, 0.0, 0.05, key="pg_aty", bind="query-params")
+        s = c1.slider("s (crop size)", 0.05, 2.0, 1.0, 0.01, key="pg_s", bind="query-params")
+        tx = c2.slider("tx", -1.5, 1.5, 0.0, 0.01, key="pg_atx", bind="query-params")
+        ty = c3.slider("ty", -1.5, 1.5, 0.0, 0.01, key="pg_aty", bind="query-params")
         return kind, pg.attention_params(s, tx, ty)
     if kind == "projective":
         st.caption("Where each corner of the output frame samples the input (normalised coordinates).")
@@ -231,12 +271,13 @@ def transform_controls() -> tuple[str, np.ndarray]:
         cols = st.columns(4)
         for i, name in enumerate(CORNER_NAMES):
             with cols[i]:
-                x = st.slider(f"{name} x", -2.0, 2.0, CORNER_DEFAULT[i][0], 0.05, key=f"pg_c{i}x",
+                x = st.slider(f"{name} x", -2.0, 2.0, CORNER_DEFAULT[i][0], 0.01, key=f"pg_c{i}x",
                               bind="query-params")
-                y = st.slider(f"{name} y", -2.0, 2.0, CORNER_DEFAULT[i][1], 0.05, key=f"pg_c{i}y",
+                y = st.slider(f"{name} y", -2.0, 2.0, CORNER_DEFAULT[i][1], 0.01, key=f"pg_c{i}y",
                               bind="query-params")
                 corners.append((x, y))
         st.button("reset corners", on_click=corners_reset, key="pg_corners_reset")
+        S["pg_corners_now"] = corners
         try:
             return kind, pg.projective_params(np.array(corners))
         except ValueError as exc:
@@ -291,12 +332,20 @@ def playground() -> None:
         return
     with right:
         px = 240 / max(image.shape[:2])  # U drawn ~240 px wide; V at the same scale
-        cu, cv = st.columns(2)
+        st.markdown("**Drag the handles** (or focus one and use the arrow keys): the preview follows "
+                    "every move; on release the server recomputes V with stn_explore, shown here and below.")
+        warp_editor(image, kind, editor_values(kind, params), out_size, key="pg_editor",
+                    on_change=apply_editor, px=px * 0.8, vpx=min(px * 0.8, 240 / max(out_size)),
+                    pad=max(2, round(0.25 * max(image.shape[:2]))), server_v=result.v)
+        st.caption("Server view (stn_explore): hover for pixel coordinates and values.")
+        cu, cv = st.columns([0.6, 0.4])
+        spx = 0.75 * px  # the server view, a little smaller than the editor
         fig_u = figures.grid_overlay_figure(image, result.grid, result.outline, title="U with T_θ(G)",
-                                            px=px, pad=0.25 * max(image.shape[:2]),
+                                            px=spx, pad=0.25 * max(image.shape[:2]),
                                             points=result.control_points)
         cu.plotly_chart(fig_u, key="pg_fig_u", config={"displayModeBar": False}, width="content")
-        cv.plotly_chart(figures.image_figure(result.v, title=f"V ({out_size[0]}×{out_size[1]})", px=px),
+        cv.plotly_chart(figures.image_figure(result.v, title=f"V ({out_size[0]}×{out_size[1]})",
+                                             px=spx),
                         key="pg_fig_v", config={"displayModeBar": False}, width="content")
         st.caption(f"U: {image_note}. {result.outside:.0%} of the sample points fall outside U.")
         for w in result.warnings:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ._io import default_mode
+
 FORMAT = 1
 
 
@@ -41,6 +43,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
     os.close(fd)
     try:
         torch.save(ckpt, tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from ._io import atomic_write_bytes, default_mode
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,7 @@ def download_file(url: str, dest: Path, md5: str | None, *, timeout: float = 60.
         if md5 is not None and digest.hexdigest() != md5:
             raise DataSourceError(f"{url}: md5 mismatch (got {digest.hexdigest()}, expected {md5}); "
                                   "the file was discarded")
+        os.chmod(tmp, default_mode())
         os.replace(tmp, dest)
         return dest
     except (urllib.error.URLError, OSError, EOFError) as exc:
