@@ -124,7 +124,12 @@ def test_results_table(tmp_path, idx_dir):
     folder = tmp_path / "ckpts"
     run(tiny_cfg(model="cnn"), folder / "rts_cnn.pt", idx_dir)
     run(tiny_cfg(), folder / "rts_st-cnn_affine.pt", idx_dir)
-    assert evaluate.main(["--table", "--folder", str(folder)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    assert evaluate.main(["--table", "--folder", str(folder), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
+    assert "| ST-CNN Aff |" in text
     results = json.loads((folder / "results.json").read_text())
     rows = {r["row"]: r for r in results["results"]}
     assert rows["cnn"]["paper_error"] == 0.8 and rows["st-cnn_affine"]["paper_error"] == 0.5

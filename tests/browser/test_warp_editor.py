@@ -132,3 +132,16 @@ def test_preview_matches_stn_explore(page, server, kind, handle, dxy):
                      out_size=v_js.shape)[0, 0].numpy()
     mad = np.abs(v_js - np.clip(v_ref, 0, 1)).mean()
     assert mad <= 2 / 255, f"{kind}: mean |JS preview - stn_explore| = {mad * 255:.2f}/255"
+
+
+def test_affine_release_updates_theta_sliders_and_snippet(page, server):
+    editor = open_editor(page, server, "&pg_kind=affine")
+    drag(page, page.locator('.stn-handle[data-handle="centre"]'), 30, 0)
+    tx = params(editor)[0][2]
+    assert tx > 0.1
+    page.mouse.up()
+    # θ (exact, from the editor) and the sliders (its rounded decomposition) follow
+    page.locator(f'input[aria-label="θ[0,2]"][value="{tx:.4f}"]').wait_for()
+    wait_idle(page)
+    expect(slider(page, "translate x")).to_have_value(f"{round(tx / 0.05) * 0.05:g}")
+    assert f"{tx:.4f}"[:5] in page.locator('[data-testid="stCode"]').first.inner_text()
