@@ -15,6 +15,7 @@ import streamlit as st
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", ""),
     ("pages/playground.py", "θ playground", ":material/tune:", "playground"),
+    ("pages/compare.py", "CNN vs ST-CNN", ":material/compare:", "compare"),
 ]
 _ROUTED = "_stn_routed"
 _GOTO = "_stn_goto"

@@ -168,3 +168,25 @@ def points_trace(points: np.ndarray, size: Sequence[int], *, color: str = POINT_
     return {"type": "scatter", "x": p[:, 0].tolist(), "y": p[:, 1].tolist(), "mode": "markers",
             "name": name, "marker": {"color": color, "size": 8, "line": {"color": "black", "width": 1}},
             "hovertemplate": name + ": col %{x:.1f}, row %{y:.1f}<extra></extra>"}
+
+
+def probabilities_figure(probs: np.ndarray, *, title: str | None = None, true_label: int | None = None,
+                         width: int = 300, height: int = 220) -> go.Figure:
+    """Bar chart of class probabilities ``(K,)``; the predicted class is highlighted, the true
+    class (if given) outlined."""
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    if probs.ndim != 1 or len(probs) == 0 or not np.isfinite(probs).all():
+        raise ValueError(f"probs must be a finite vector (K,), got shape {np.shape(probs)}")
+    k = len(probs)
+    pred = int(np.argmax(probs))
+    colors = [OUTLINE_COLOR if i == pred else "#9aa5b1" for i in range(k)]
+    line = [3 if i == true_label else 0 for i in range(k)]
+    data = [{"type": "bar", "x": list(range(k)), "y": np.round(probs, 4).tolist(),
+             "marker": {"color": colors, "line": {"color": "#111", "width": line}},
+             "hovertemplate": "class %{x}: %{y:.1%}<extra></extra>"}]
+    layout = {"width": width, "height": height, "margin": {"l": 36, "r": 8, "t": 34 if title else 8, "b": 28},
+              "title": {"text": title, "x": 0.5, "font": {"size": 13}} if title else None,
+              "xaxis": {"tickmode": "linear", "dtick": 1, "fixedrange": True},
+              "yaxis": {"range": [0, 1], "tickformat": ".0%", "fixedrange": True},
+              "showlegend": False, "bargap": 0.15, "paper_bgcolor": "rgba(0,0,0,0)"}
+    return go.Figure({"data": data, "layout": layout})

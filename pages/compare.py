@@ -1,0 +1,133 @@
+"""CNN vs ST-CNN side by side on the same distorted digit, with the transformer's view.
+
+Thin page: widgets → stn_explore.compare → stn_explore.figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app_shell import ensure_router
+from stn_explore import compare, figures
+from stn_explore import distortions as D
+from stn_explore.checkpoint import CheckpointError
+from stn_explore.data import make_task_set
+from stn_explore.mnist import load_digits
+
+ensure_router("compare")
+
+S = st.session_state
+FOLDER = "checkpoints"
+TASKS = ("rts", "r", "p", "e", "cluttered")
+N_SHOWN = 1000  # test images offered on this page (the first of the fixed 10,000-image test set)
+
+
+@st.cache_resource(show_spinner="Loading checkpoints…")
+def models(task: str):
+    """(CNN, ST-CNN) for a task, shared read-only across sessions; None where missing."""
+    out = []
+    for row in compare.PAIR:
+        path = compare.checkpoint_path(FOLDER, task, row)
+        try:
+            out.append(compare.load_classifier(path) if path.is_file() else None)
+        except CheckpointError as exc:
+            st.error(f"{path}: {exc}")
+            out.append(None)
+    return tuple(out)
+
+
+@st.cache_data(show_spinner="Distorting test digits…")
+def test_images(task: str, config: dict):
+    cfg = D.config_from_dict(task, config)
+    digits = load_digits("test")
+    arrays, meta = make_task_set(task, "test", N_SHOWN, 0, cfg, digits)
+    return arrays["images"], arrays["labels"], meta["source"], meta["is_sample"]
+
+
+@st.cache_data(show_spinner="Classifying the test digits with both models…")
+def test_predictions(task: str, config: dict):
+    images, labels, _, _ = test_images(task, config)
+    cnn, stcnn = models(task)
+    pa = compare.predict(cnn.model, images)["probs"].argmax(1)
+    pb = compare.predict(stcnn.model, images)["probs"].argmax(1)
+    return pa, pb
+
+
+def pick(index: int) -> None:
+    S["cmp_index"] = int(index)
+
+
+st.title("CNN vs ST-CNN")
+st.caption("The same distorted test digit through both models; the ST-CNN's spatial transformer "
+           "shows where it looks (T_θ(G) on the input) and what it passes on (V).")
+
+available = [t for t in TASKS if all(compare.checkpoint_path(FOLDER, t, r).is_file() for r in compare.PAIR)]
+# plain task ids as options keep shared URLs stable (?cmp_task=rts)
+task = st.selectbox("distortion task", TASKS, key="cmp_task", bind="query-params",
+                    help="rts, r, p, e: distorted MNIST (Table 1); cluttered: 60×60 cluttered MNIST")
+st.caption("Trained pairs available for: " + (", ".join(D.TASK_TITLES[t] for t in available) or "none yet"))
+cnn, stcnn = models(task)
+if cnn is None or stcnn is None:
+    for row, m in zip(compare.PAIR, (cnn, stcnn)):
+        if m is None:
+            st.warning(f"Missing checkpoint `{compare.checkpoint_path(FOLDER, task, row)}`. Make it with:")
+            st.code(compare.missing_command(task, row, FOLDER), language="bash")
+    st.stop()
+
+config = stcnn.checkpoint["data"]["config"]
+images, labels, source, _ = test_images(task, config)
+c1, c2, c3 = st.columns([1, 0.5, 2], vertical_alignment="bottom")
+index = c1.number_input("test image", 0, len(images) - 1, 0, key="cmp_index", bind="query-params")
+c2.button("random", icon=":material/casino:", key="cmp_random",
+          on_click=lambda: pick(np.random.default_rng().integers(len(images))))
+c3.caption(f"from the fixed {task} test set (seed 0) made from the MNIST test split — {source}")
+
+
+@st.fragment
+def view() -> None:
+    st.markdown("**Your extra distortion** (applied to the shown image)")
+    e1, e2, e3, e4 = st.columns(4)
+    angle = e1.slider("rotation (°)", -180, 180, 0, 5, key="cmp_angle")
+    scale = e2.slider("scale", 0.5, 1.5, 1.0, 0.05, key="cmp_scale")
+    sx = e3.slider("shift x", -0.5, 0.5, 0.0, 0.05, key="cmp_sx")
+    sy = e4.slider("shift y", -0.5, 0.5, 0.0, 0.05, key="cmp_sy")
+    img = compare.extra_distortion(images[int(index):int(index) + 1], angle, scale, (sx, sy))
+    label = int(labels[int(index)])
+    a = compare.predict(cnn.model, img)
+    b = compare.predict(stcnn.model, img)
+    u = img[0] / 255.0
+    px = 240 / max(u.shape[-2:])
+    cols = st.columns([1, 1, 1.1, 1.1])
+    cols[0].plotly_chart(figures.grid_overlay_figure(u, b["grid"][0], None, title="input + ST grid", px=px,
+                                                     max_lines=14), key="cmp_u", width="content",
+                         config={"displayModeBar": False})
+    cols[1].plotly_chart(figures.image_figure(b["v"][0, 0], title="ST output V", px=px), key="cmp_v",
+                         width="content", config={"displayModeBar": False})
+    for col, name, res, key in ((cols[2], "CNN", a, "cmp_pa"), (cols[3], "ST-CNN", b, "cmp_pb")):
+        p = res["probs"][0]
+        verdict = "✓" if p.argmax() == label else "✗"
+        col.plotly_chart(figures.probabilities_figure(p, true_label=label,
+                                                      title=f"{name}: {p.argmax()} {verdict} ({p.max():.0%})"),
+                         key=key, width="content", config={"displayModeBar": False})
+    st.caption(f"true label {label}; the black outline marks the true class, red the prediction.")
+
+
+view()
+
+st.subheader("Where they disagree")
+pa, pb = test_predictions(task, config)
+dis = compare.disagreements(labels, pa, pb)
+st.caption(f"On these {len(labels)} test images: CNN error {np.mean(pa != labels):.1%}, "
+           f"ST-CNN error {np.mean(pb != labels):.1%}. Under each image: its index, then the CNN's / the "
+           f"ST-CNN's prediction; 'show' puts it above.")
+for title, key in (("CNN wrong, ST-CNN right", "a_wrong_b_right"), ("CNN right, ST-CNN wrong", "a_right_b_wrong")):
+    idx = dis[key][:12]
+    st.markdown(f"**{title}** ({len(dis[key])})")
+    if not len(idx):
+        st.caption("none")
+        continue
+    cols = st.columns(12)
+    for col, i in zip(cols, idx):
+        col.image(images[i], width=48, caption=f"#{i}: {pa[i]}/{pb[i]}")
+        col.button("show", key=f"cmp_show_{key}_{i}", on_click=pick, args=(int(i),))

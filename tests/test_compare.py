@@ -1,0 +1,112 @@
+"""CNN vs ST-CNN: the library side of /compare, and its AppTest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+from stn_explore import compare, figures, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_extra_distortion_identity_rotation_scale_shift():
+    img = np.zeros((1, 21, 21), np.uint8)
+    img[0, 10, 15] = 255  # a dot right of the centre
+    np.testing.assert_array_equal(compare.extra_distortion(img), img)
+    rot = compare.extra_distortion(img, angle=90)[0]
+    r, c = np.unravel_index(rot.argmax(), rot.shape)
+    assert (r, c) == (5, 10)  # counter-clockwise on screen: right of centre → above it
+    big = compare.extra_distortion(img, scale=1.4)[0]
+    assert np.unravel_index(big.argmax(), big.shape)[1] == 17  # 5 px from centre → 7 px
+    moved = compare.extra_distortion(img, shift=(0.0, 2 * 3 / 21))[0]
+    assert np.unravel_index(moved.argmax(), moved.shape) == (13, 15)  # 3 px down
+    with pytest.raises(ValueError, match="scale > 0"):
+        compare.extra_distortion(img, scale=0)
+    two = np.zeros((2, 2, 9, 9), np.uint8)
+    assert compare.extra_distortion(two, angle=30).shape == (2, 2, 9, 9)
+
+
+def test_disagreements():
+    labels = np.array([0, 1, 2, 3])
+    d = compare.disagreements(labels, np.array([0, 9, 2, 9]), np.array([9, 1, 2, 9]))
+    assert d["a_wrong_b_right"].tolist() == [1]
+    assert d["a_right_b_wrong"].tolist() == [0]
+    assert d["both_wrong"].tolist() == [3]
+
+
+def test_probabilities_figure():
+    fig = figures.probabilities_figure(np.array([0.1, 0.7, 0.2]), true_label=2, title="CNN")
+    bar = fig.data[0]
+    assert bar.type == "bar" and list(bar.y) == [0.1, 0.7, 0.2]
+    assert bar.marker.color[1] == figures.OUTLINE_COLOR and bar.marker.color[0] != figures.OUTLINE_COLOR
+    assert list(bar.marker.line.width) == [0, 0, 3]
+    with pytest.raises(ValueError):
+        figures.probabilities_figure(np.array([np.nan, 1.0]))
+
+
+def test_predict_returns_transformer_view(tmp_path, idx_dir):
+    cfg = train.TrainConfig(task="rts", model="st-cnn", epochs=1, batch_size=8, n_train=16, n_test=10)
+    train.train(cfg, tmp_path / "m.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
+    loaded = compare.load_classifier(tmp_path / "m.pt")
+    images = np.zeros((3, 42, 42), np.uint8)
+    out = compare.predict(loaded.model, images)
+    assert out["probs"].shape == (3, 10) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
+    assert out["grid"].shape == (3, 42, 42, 2) and out["v"].shape == (3, 1, 42, 42)
+
+
+def test_missing_command_names_the_training_cli():
+    cmd = compare.missing_command("p", "st-cnn_affine")
+    assert "python -m stn_explore.train --task p --model st-cnn --transform affine" in cmd
+    assert "--out checkpoints/p_st-cnn_affine.pt" in cmd
+
+
+# ----------------------------------------------------------------------------- AppTest
+def app(**query):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page("pages/compare.py")
+    return at.run()
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_widgets_and_gallery():
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 4 and charts[2]["data"][0]["type"] == "bar"
+    v_before = charts[1]["data"][0]["source"]
+    for key, val in (("cmp_angle", 90), ("cmp_scale", 0.6), ("cmp_sx", 0.2), ("cmp_sy", -0.2)):
+        at.slider(key=key).set_value(val).run()
+        assert not at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert all("CNN" in c["layout"]["title"]["text"] for c in charts[2:])
+    assert charts[1]["data"][0]["source"] != v_before  # the transformer saw the new input
+    at.number_input(key="cmp_index").set_value(5).run()
+    at.button(key="cmp_random").click().run()
+    assert not at.exception
+    shows = [b for b in at.button if b.key and b.key.startswith("cmp_show_")]
+    if shows:
+        target = int(shows[0].key.rsplit("_", 1)[1])
+        shows[0].click().run()
+        assert at.number_input(key="cmp_index").value == target
+
+
+def test_compare_page_missing_checkpoints_name_the_command():
+    at = app()
+    at.selectbox(key="cmp_task").set_value("e").run()
+    assert not at.exception
+    if (ROOT / "checkpoints" / "e_st-cnn_affine.pt").is_file() and (ROOT / "checkpoints" / "e_cnn.pt").is_file():
+        pytest.skip("the E checkpoints exist")
+    assert any("Missing checkpoint" in w.value for w in at.warning)
+    assert any("python -m stn_explore.train --task e" in c.value for c in at.code)
+
+
