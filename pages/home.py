@@ -33,8 +33,13 @@ differentiable module that lets a network warp its own input. It has three parts
    Everything is differentiable, so θ is learned from the task loss alone.
 """
     )
-    st.page_link("pages/playground.py", label="Open the θ playground", icon=":material/tune:")
-    st.caption("More pages — co-localisation, CNN vs ST-CNN, the paper's tables — are on the way.")
+    st.page_link("pages/playground.py", label="θ playground: drag the transform, see what the network sees",
+                 icon=":material/tune:")
+    st.page_link("pages/compare.py", label="CNN vs ST-CNN on the same distorted digits",
+                 icon=":material/compare:")
+    st.page_link("pages/paper.py", label="The paper's tables beside our measured errors",
+                 icon=":material/table_chart:")
+    st.caption("Coming next: the co-localisation experiment as an animation.")
 
 with example:
     # A small live example: an attention transform (zoom + shift) on an MNIST digit.

@@ -184,3 +184,19 @@ def test_uploads_good_and_bad():
         ok(at)
         assert at.error and name in at.error[0].value
         assert len(plotly_figures(at)) == 2  # the page keeps working
+
+
+def test_paper_page_lists_paper_and_our_numbers():
+    at = ok(app("pages/paper.py"))
+    assert at.title[0].value.startswith("The paper's tables")
+    frames = at.dataframe
+    assert len(frames) >= 3
+    table1 = frames[0].value
+    assert "RTS paper" in table1.columns and "RTS ours" in table1.columns
+    cnn = table1[table1["model"] == "CNN"].iloc[0]
+    assert cnn["RTS paper"] == 0.8
+    if (ROOT / "checkpoints" / "rts_cnn.pt").is_file():
+        recorded = json.loads((ROOT / "checkpoints" / "results.json").read_text())
+        ours = next(r for r in recorded["results"] if r["task"] == "rts" and r["row"] == "cnn")
+        assert cnn["RTS ours"] == ours["test_error"]
+    assert any("Not reproduced offline" in c.value for c in at.caption)

@@ -23,7 +23,7 @@ def open_page(page, server, path: str):
     page.wait_for_selector('[data-testid="stPlotlyChart"], [data-testid="stMarkdown"]')
     # every chart has drawn (plotly renders asynchronously after the script finished)
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                                  .every(c => c.querySelector('.main-svg image'))""")
+                                  .every(c => c.querySelector('.main-svg image, .main-svg .point'))""")
     return page
 
 
@@ -35,7 +35,8 @@ def slider_input(page, label: str):
     return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('input[type="range"]')
 
 
-@pytest.mark.parametrize("path,name", [("/", "home"), ("/playground", "playground")])
+@pytest.mark.parametrize("path,name", [("/", "home"), ("/playground", "playground"), ("/compare", "compare"),
+                                       ("/paper", "paper")])
 def test_page_loads_without_exception(page, server, path, name):
     open_page(page, server, path)
     assert page.locator(ERROR_SELECTORS).count() == 0

@@ -1,0 +1,67 @@
+"""The paper's tables beside our measured numbers (read from checkpoints/results.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from app_shell import ensure_router
+from stn_explore import distortions as D
+from stn_explore import evaluate as E
+
+ensure_router("paper")
+
+RESULTS = Path("checkpoints/results.json")
+
+
+@st.cache_data(show_spinner=False)
+def results(mtime: float) -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"results": [], "in_progress": []}
+
+
+st.title("The paper's tables, and ours")
+st.caption("% test error. Paper: Jaderberg et al., NeurIPS 2015. Ours: the error recorded in each "
+           "checkpoint by `python -m stn_explore.train` on 10,000 distorted images from the MNIST test split, "
+           "tabled by `python -m stn_explore.evaluate --table`. Our models were trained on 10,000 MNIST "
+           "training digits, the paper's on 60,000.")
+res = results(RESULTS.stat().st_mtime if RESULTS.is_file() else 0.0)
+ours = {(r["task"], r["row"]): r for r in res["results"]}
+
+
+def table(tasks: list[str], title: str) -> None:
+    st.subheader(title)
+    rows = []
+    for key in E.ROW_ORDER:
+        if not any(key in E.PAPER.get(t, {}) or (t, key) in ours for t in tasks):
+            continue
+        row = {"model": E.row_title(key)}
+        for t in tasks:
+            r = ours.get((t, key))
+            row[f"{D.TASK_TITLES[t]} paper"] = E.PAPER.get(t, {}).get(key)
+            row[f"{D.TASK_TITLES[t]} ours"] = r["test_error"] if r else None
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+table(["r", "rts", "p", "e"], "Table 1 — distorted MNIST")
+table(["cluttered"], "Noisy cluttered MNIST (60×60)")
+table(["addition"], "Table 4 — MNIST addition")
+st.subheader("Table 5 — co-localisation")
+st.caption("Paper: 100% of boxes correct (IoU > 0.5) without noise, 75–93% with clutter noise, "
+           "depending on the digit. Ours: not trained yet.")
+st.subheader("Tables 2–3 — SVHN and CUB-200-2011")
+st.caption("Not reproduced offline: neither dataset (nor the ImageNet weights CUB needs) can be had on the "
+           "machines this project is built on. Paper, SVHN 64px: CNN 4.0%, ST-CNN Multi 3.6% sequence error; "
+           "CUB: CNN 82.3%, 4×ST-CNN 84.1% accuracy.")
+
+st.subheader("Where each number comes from")
+if res["results"]:
+    st.dataframe([{"task": D.TASK_TITLES[r["task"]], "model": r["model"], "error %": r["test_error"],
+                   "epochs": r["epochs"], "checkpoint": r["checkpoint"], "command": r["command"]}
+                  for r in res["results"]], hide_index=True, width="stretch")
+else:
+    st.info("No trained checkpoints yet: see checkpoints/README.md for the commands.")
+for r in res.get("in_progress", []):
+    st.caption(f"Still training: {r['checkpoint']} (epoch {r['epoch']}/{r['epochs']}) — `{r['command']}`")
