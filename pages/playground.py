@@ -88,14 +88,32 @@ def theta_to_sliders(tag: str) -> None:
     S["pg_theta_snapshot"] = slider_values()
 
 
+def theta_from_url() -> None:
+    """A shared URL may carry an exact θ (pg_theta=6 numbers) next to its slider values."""
+    if "pg_theta_exact" in S or "pg_theta_url_read" in S:
+        return
+    S["pg_theta_url_read"] = True
+    try:
+        t = np.array([float(v) for v in st.query_params.get("pg_theta", "").split(",")], dtype=np.float64)
+    except ValueError:
+        return
+    if t.size == 6 and np.isfinite(t).all():
+        S["pg_theta_exact"] = t.reshape(2, 3)
+        S["pg_theta_snapshot"] = slider_values()
+
+
 def current_theta() -> np.ndarray:
     """θ in force: the edited matrix if the sliders have not moved since it was edited,
     else θ from the sliders. Derived in the script flow, not in slider callbacks, because
-    Streamlit may coalesce fast slider reruns and skip callbacks."""
+    Streamlit may coalesce fast slider reruns and skip callbacks. An exact θ is kept in the
+    URL (pg_theta) so that a shared view reproduces it, not just its rounded sliders."""
+    theta_from_url()
     if S.get("pg_theta_exact") is not None and S.get("pg_theta_snapshot") == slider_values():
+        st.query_params["pg_theta"] = ",".join(f"{v:.6g}" for v in S["pg_theta_exact"].ravel())
         return S["pg_theta_exact"]
     S.pop("pg_theta_exact", None)
     S.pop("pg_theta_error", None)
+    st.query_params.pop("pg_theta", None)
     return pg.affine_params(*slider_values())
 
 
@@ -337,6 +355,9 @@ def playground() -> None:
         warp_editor(image, kind, editor_values(kind, params), out_size, key="pg_editor",
                     on_change=apply_editor, px=px * 0.8, vpx=min(px * 0.8, 240 / max(out_size)),
                     pad=max(2, round(0.25 * max(image.shape[:2]))), server_v=result.v)
+        if mode != "bilinear" or pad != "zeros":
+            st.caption(f"The drag preview samples bilinear with zero padding; the server's V uses "
+                       f"{mode} sampling with {pad} padding.")
         st.caption("Server view (stn_explore): hover for pixel coordinates and values.")
         cu, cv = st.columns([0.6, 0.4])
         spx = 0.75 * px  # the server view, a little smaller than the editor

@@ -200,3 +200,16 @@ def test_paper_page_lists_paper_and_our_numbers():
         ours = next(r for r in recorded["results"] if r["task"] == "rts" and r["row"] == "cnn")
         assert cnn["RTS ours"] == ours["test_error"]
     assert any("Not reproduced offline" in c.value for c in at.caption)
+
+
+def test_exact_theta_from_the_url_is_used():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["pg_theta"] = "0.9,0.1,0.123456,-0.05,1.1,0"
+    at.switch_page("pages/playground.py")
+    ok(at.run())
+    np.testing.assert_allclose(theta(at), [[0.9, 0.1, 0.1235], [-0.05, 1.1, 0]], atol=1e-4)
+    at.slider(key="pg_angle").set_value(10.0).run()  # moving a slider replaces the exact θ
+    assert theta(at)[0, 0] == pytest.approx(np.cos(np.radians(10)), abs=1e-4)
+    assert "pg_theta" not in at.query_params

@@ -145,3 +145,9 @@ def test_affine_release_updates_theta_sliders_and_snippet(page, server):
     wait_idle(page)
     expect(slider(page, "translate x")).to_have_value(f"{round(tx / 0.05) * 0.05:g}")
     assert f"{tx:.4f}"[:5] in page.locator('[data-testid="stCode"]').first.inner_text()
+    # the exact θ is in the URL: a new page opened on it shows the same θ, not the rounded sliders
+    expect(page).to_have_url(re.compile(r"pg_theta="))
+    shared = page.url
+    page.goto(shared)
+    wait_idle(page)
+    page.locator(f'input[aria-label="θ[0,2]"][value="{tx:.4f}"]').wait_for()
