@@ -68,8 +68,11 @@ def warp_editor(image: np.ndarray, kind: str, values, out_size: tuple[int, int],
     values = np.round(np.asarray(values, dtype=np.float64), 6).tolist()
     image_payload = _image_payload(image)
     # A new version tells the browser that Python changed the parameters (adopt them).
-    version = hashlib.sha1(json.dumps([kind, values, list(out_size), image_payload["pixels"][:64],
-                                       image_payload["w"], image_payload["h"]]).encode()).hexdigest()[:16]
+    # (the whole image counts: MNIST digits all start with the same blank rows)
+    digest = hashlib.sha1(json.dumps([kind, values, list(out_size), image_payload["w"],
+                                      image_payload["h"], image_payload["c"]]).encode())
+    digest.update(image_payload["pixels"].encode("ascii"))
+    version = digest.hexdigest()[:16]
     data = {"kind": kind, "params": values, "out": [int(out_size[0]), int(out_size[1])],
             "image": image_payload, "px": px, "vpx": vpx, "pad": pad, "version": version,
             "server_v": _image_payload(server_v) if server_v is not None else None}

@@ -151,3 +151,22 @@ def test_affine_release_updates_theta_sliders_and_snippet(page, server):
     page.goto(shared)
     wait_idle(page)
     page.locator(f'input[aria-label="θ[0,2]"][value="{tx:.4f}"]').wait_for()
+
+
+def test_editor_follows_a_new_input_image(page, server):
+    page.goto(server["url"] + "/playground?pg_source=MNIST+digit&pg_index=0")
+    wait_idle(page)
+    u = page.locator(".stn-editor canvas.stn-u-img")
+    u.wait_for()
+
+    def u_pixels():
+        return u.evaluate("""(c) => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
+                             .filter((_, i) => i % 4 == 0)""")
+
+    first = u_pixels()
+    page.get_by_label("index").fill("1")
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-testid="stCaptionContainer"]').filter(has_text="digit 1 ")).to_have_count(1)
+    wait_idle(page)
+    page.wait_for_timeout(200)
+    assert u_pixels() != first
