@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from stn_explore import compare, figures, train
 
 ROOT = Path(__file__).resolve().parents[1]
