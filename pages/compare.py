@@ -131,3 +131,40 @@ for title, key in (("CNN wrong, ST-CNN right", "a_wrong_b_right"), ("CNN right, 
     for col, i in zip(cols, idx):
         col.image(images[i], width=48, caption=f"#{i}: {pa[i]}/{pb[i]}")
         col.button("show", key=f"cmp_show_{key}_{i}", on_click=pick, args=(int(i),))
+
+st.subheader("Robustness sweep")
+SWEEP_N = 500
+
+
+@st.cache_data(show_spinner=False)
+def sweep_base(task: str, config: dict):
+    d = load_digits("test")
+    canvas = D.image_shape(task, D.config_from_dict(task, config))[-1]
+    return compare.base_images(task, d.images[:SWEEP_N], canvas), d.labels[:SWEEP_N]
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def sweep_point(task: str, config: dict, row: str, kind: str, value: float) -> float:
+    base, lab = sweep_base(task, config)
+    model = (cnn if row == "cnn" else stcnn).model
+    return compare.sweep_point(model, base, lab, kind, value)
+
+
+# opt-in: a sweep classifies thousands of images the first time (then it is cached)
+kind = st.segmented_control("sweep the error over an extra…", list(compare.SWEEPS), default=None,
+                            key="cmp_sweep")
+if kind:
+    values, xlabel = compare.SWEEPS[kind]
+    st.caption(f"Error of both models on {SWEEP_N} MNIST test digits placed undistorted at the centre of the "
+               f"{task} canvas, after an extra {kind}; the shaded band is the range the training distortions "
+               f"covered. Results are cached.")
+    bar = st.progress(0.0, text="computing the sweep…")
+    errors = {"CNN": [], "ST-CNN": []}
+    for i, v in enumerate(values):
+        errors["CNN"].append(sweep_point(task, config, "cnn", kind, float(v)))
+        errors["ST-CNN"].append(sweep_point(task, config, "st-cnn", kind, float(v)))
+        bar.progress((i + 1) / len(values), text=f"computing the sweep… {i + 1}/{len(values)}")
+    bar.empty()
+    st.plotly_chart(figures.sweep_figure(values, errors, xlabel=xlabel,
+                                         shade=compare.training_range(task, kind, config)),
+                    key="cmp_sweep_fig", config={"displayModeBar": False})

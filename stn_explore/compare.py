@@ -94,3 +94,55 @@ def disagreements(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) ->
     a_ok, b_ok = pred_a == labels, pred_b == labels
     return {"a_wrong_b_right": np.flatnonzero(~a_ok & b_ok), "a_right_b_wrong": np.flatnonzero(a_ok & ~b_ok),
             "both_wrong": np.flatnonzero(~a_ok & ~b_ok)}
+
+
+# ----------------------------------------------------------------------------- robustness sweep
+SWEEPS = {
+    "rotation": (np.arange(-180, 181, 10, dtype=np.float64), "extra rotation (°)"),
+    "scale": (np.round(np.linspace(0.5, 1.5, 21), 3), "extra scale"),
+    "shift": (np.round(np.linspace(-0.6, 0.6, 25), 3), "extra horizontal shift (normalised units)"),
+}
+
+
+def base_images(task: str, digits: np.ndarray, canvas: int) -> np.ndarray:
+    """Undistorted digits ``uint8 (N, 28, 28)`` centred at scale 1 on a task's canvas
+    (``canvas`` pixels): the starting point of a sweep."""
+    if canvas == digits.shape[-1]:
+        return np.ascontiguousarray(digits)
+    off = (canvas - digits.shape[-1]) // 2
+    out = np.zeros((len(digits), canvas, canvas), np.uint8)
+    out[:, off:off + digits.shape[-2], off:off + digits.shape[-1]] = digits
+    return out
+
+
+def distorted_for(kind: str, value: float, images: np.ndarray) -> np.ndarray:
+    if kind not in SWEEPS:
+        raise ValueError(f"unknown sweep {kind!r}; expected one of {tuple(SWEEPS)}")
+    if kind == "rotation":
+        return extra_distortion(images, angle=value)
+    if kind == "scale":
+        return extra_distortion(images, scale=value)
+    return extra_distortion(images, shift=(value, 0.0))
+
+
+def sweep_point(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, kind: str,
+                value: float) -> float:
+    """% error of ``model`` on ``images`` after one extra distortion ``kind = value``."""
+    x = distorted_for(kind, float(value), images)
+    pred = predict(model, x)["probs"].argmax(1)
+    return float((pred != labels).mean() * 100)
+
+
+def training_range(task: str, kind: str, cfg: dict) -> tuple[float, float] | None:
+    """The range of the sweep's quantity that the task's training distortions cover (for
+    shading), or None when training never varies it."""
+    if kind == "rotation" and "max_angle" in cfg:
+        return (-cfg["max_angle"], cfg["max_angle"])
+    if kind == "scale" and "scale_min" in cfg:
+        return (cfg["scale_min"], cfg["scale_max"])
+    if kind == "shift" and task == "rts":
+        return (-(1 - 28 / cfg["canvas"]), 1 - 28 / cfg["canvas"])  # at scale 1
+    if kind == "shift" and task in ("cluttered", "coloc"):
+        half = (cfg["canvas"] - 28) / cfg["canvas"]
+        return (-half, half)
+    return None

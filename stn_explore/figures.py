@@ -190,3 +190,23 @@ def probabilities_figure(probs: np.ndarray, *, title: str | None = None, true_la
               "yaxis": {"range": [0, 1], "tickformat": ".0%", "fixedrange": True},
               "showlegend": False, "bargap": 0.15, "paper_bgcolor": "rgba(0,0,0,0)"}
     return go.Figure({"data": data, "layout": layout})
+
+
+def sweep_figure(values: np.ndarray, errors: dict, *, xlabel: str, shade: tuple | None = None,
+                 width: int = 640, height: int = 300) -> go.Figure:
+    """Error (%) curves ``{name: (len(values),)}`` over a swept quantity, with the training
+    distribution's range shaded."""
+    colors = ["#9aa5b1", OUTLINE_COLOR, "#1f77b4", "#2ca02c"]
+    data = [{"type": "scatter", "x": np.asarray(values).tolist(), "y": np.round(np.asarray(e), 3).tolist(),
+             "mode": "lines+markers", "name": name, "line": {"color": colors[i % len(colors)], "width": 2},
+             "hovertemplate": name + ": %{y:.1f}% at %{x}<extra></extra>"}
+            for i, (name, e) in enumerate(errors.items())]
+    shapes = []
+    if shade is not None:
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": shade[0], "x1": shade[1],
+                       "y0": 0, "y1": 1, "fillcolor": "rgba(0, 200, 255, 0.12)", "line": {"width": 0},
+                       "layer": "below"})
+    layout = {"width": width, "height": height, "margin": {"l": 50, "r": 10, "t": 10, "b": 45},
+              "xaxis": {"title": {"text": xlabel}}, "yaxis": {"title": {"text": "error %"}, "rangemode": "tozero"},
+              "shapes": shapes, "legend": {"orientation": "h", "y": 1.08}, "paper_bgcolor": "rgba(0,0,0,0)"}
+    return go.Figure({"data": data, "layout": layout})

@@ -81,7 +81,7 @@ def test_compare_page_widgets_and_gallery():
     at = app()
     assert not at.exception, [e.value for e in at.exception]
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 4 and charts[2]["data"][0]["type"] == "bar"
+    assert len(charts) == 4 and charts[2]["data"][0]["type"] == "bar"  # no sweep until asked
     v_before = charts[1]["data"][0]["source"]
     for key, val in (("cmp_angle", 90), ("cmp_scale", 0.6), ("cmp_sx", 0.2), ("cmp_sy", -0.2)):
         at.slider(key=key).set_value(val).run()
@@ -99,6 +99,19 @@ def test_compare_page_widgets_and_gallery():
         assert at.number_input(key="cmp_index").value == target
 
 
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_sweep(monkeypatch):
+    # a coarse sweep keeps the test fast; the page code path is the same
+    monkeypatch.setitem(compare.SWEEPS, "scale", (np.array([0.8, 1.0, 1.2]), "extra scale"))
+    at = app()
+    at.button_group(key="cmp_sweep").set_value("scale").run()
+    assert not at.exception, [e.value for e in at.exception]
+    sweep = json.loads(at.get("plotly_chart")[4].proto.spec)
+    assert [t["name"] for t in sweep["data"]] == ["CNN", "ST-CNN"] and sweep["data"][0]["x"] == [0.8, 1.0, 1.2]
+    assert sweep["layout"]["shapes"][0]["x0"] == 0.7  # RTS trains on scales 0.7-1.2
+
+
 def test_compare_page_missing_checkpoints_name_the_command():
     at = app()
     at.selectbox(key="cmp_task").set_value("e").run()
@@ -109,3 +122,34 @@ def test_compare_page_missing_checkpoints_name_the_command():
     assert any("python -m stn_explore.train --task e" in c.value for c in at.code)
 
 
+
+
+def test_sweep_identity_reproduces_the_models_error(tmp_path, idx_dir):
+    from stn_explore.mnist import load_digits
+
+    cfg = train.TrainConfig(task="rts", model="cnn", epochs=1, batch_size=16, n_train=64, n_test=10)
+    train.train(cfg, tmp_path / "m.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
+    model = compare.load_classifier(tmp_path / "m.pt").model
+    d = load_digits("test", root=idx_dir)
+    base = compare.base_images("rts", d.images, 42)
+    assert base.shape == (60, 42, 42) and (base[:, 7:35, 7:35] == d.images).all()
+    plain = train.evaluate_arrays(model, base, d.labels)[0]
+    for kind, identity in (("rotation", 0.0), ("scale", 1.0), ("shift", 0.0)):
+        assert compare.sweep_point(model, base, d.labels, kind, identity) == plain
+    # a large rotation changes what the model sees
+    rotated = compare.distorted_for("rotation", 90.0, base)
+    assert not np.array_equal(rotated, base)
+
+
+def test_training_range_and_sweep_figure():
+    from stn_explore import distortions as D
+
+    rts = D.config_to_dict(D.RTSConfig())
+    assert compare.training_range("rts", "rotation", rts) == (-45.0, 45.0)
+    assert compare.training_range("rts", "scale", rts) == (0.7, 1.2)
+    assert compare.training_range("p", "rotation", D.config_to_dict(D.ProjectiveConfig())) is None
+    fig = figures.sweep_figure(np.array([0, 1]), {"CNN": np.array([1.0, 2.0]), "ST-CNN": np.array([0.5, 0.7])},
+                               xlabel="x", shade=(0, 0.5))
+    assert [t.name for t in fig.data] == ["CNN", "ST-CNN"] and fig.layout.shapes[0].x1 == 0.5
+    with pytest.raises(ValueError, match="unknown sweep"):
+        compare.distorted_for("shear", 0.1, np.zeros((1, 28, 28), np.uint8))
