@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_shell import ensure_router
 from stn_explore import compare, figures
+from stn_explore import playground as pg
 from stn_explore import distortions as D
 from stn_explore.checkpoint import CheckpointError
 from stn_explore.data import make_task_set
@@ -25,16 +26,26 @@ N_SHOWN = 1000  # test images offered on this page (the first of the fixed 10,00
 
 @st.cache_resource(show_spinner="Loading checkpoints…")
 def models(task: str):
-    """(CNN, ST-CNN) for a task, shared read-only across sessions; None where missing."""
-    out = []
+    """((CNN, ST-CNN), problems) for a task, shared read-only across sessions. A model is None
+    when its checkpoint is missing, unreadable or still training; problems says why."""
+    out, problems = [], {}
     for row in compare.PAIR:
         path = compare.checkpoint_path(FOLDER, task, row)
-        try:
-            out.append(compare.load_classifier(path) if path.is_file() else None)
-        except CheckpointError as exc:
-            st.error(f"{path}: {exc}")
-            out.append(None)
-    return tuple(out)
+        loaded = None
+        if not path.is_file():
+            problems[row] = f"Missing checkpoint `{path}`. Make it with:"
+        else:
+            try:
+                loaded = compare.load_classifier(path)
+            except CheckpointError as exc:
+                problems[row] = f"`{path}` cannot be used ({exc}). Remake it with:"
+            else:
+                if not compare.is_finished(loaded.checkpoint):
+                    problems[row] = (f"`{path}` is still training (epoch {loaded.checkpoint['epoch']}/"
+                                     f"{loaded.checkpoint['train_config']['epochs']}). Continue it with:")
+                    loaded = None
+        out.append(loaded)
+    return tuple(out), problems
 
 
 @st.cache_data(show_spinner="Distorting test digits…")
@@ -48,13 +59,14 @@ def test_images(task: str, config: dict):
 @st.cache_data(show_spinner="Classifying the test digits with both models…")
 def test_predictions(task: str, config: dict):
     images, labels, _, _ = test_images(task, config)
-    cnn, stcnn = models(task)
+    (cnn, stcnn), _ = models(task)
     pa = compare.predict(cnn.model, images)["probs"].argmax(1)
     pb = compare.predict(stcnn.model, images)["probs"].argmax(1)
     return pa, pb
 
 
 def pick(index: int) -> None:
+    S["cmp_source"] = "test set"
     S["cmp_index"] = int(index)
 
 
@@ -62,26 +74,47 @@ st.title("CNN vs ST-CNN")
 st.caption("The same distorted test digit through both models; the ST-CNN's spatial transformer "
            "shows where it looks (T_θ(G) on the input) and what it passes on (V).")
 
-available = [t for t in TASKS if all(compare.checkpoint_path(FOLDER, t, r).is_file() for r in compare.PAIR)]
+available = [t for t in TASKS if all(m is not None for m in models(t)[0])]
 # plain task ids as options keep shared URLs stable (?cmp_task=rts)
 task = st.selectbox("distortion task", TASKS, key="cmp_task", bind="query-params",
                     help="rts, r, p, e: distorted MNIST (Table 1); cluttered: 60×60 cluttered MNIST")
 st.caption("Trained pairs available for: " + (", ".join(D.TASK_TITLES[t] for t in available) or "none yet"))
-cnn, stcnn = models(task)
-if cnn is None or stcnn is None:
-    for row, m in zip(compare.PAIR, (cnn, stcnn)):
-        if m is None:
-            st.warning(f"Missing checkpoint `{compare.checkpoint_path(FOLDER, task, row)}`. Make it with:")
-            st.code(compare.missing_command(task, row, FOLDER), language="bash")
+(cnn, stcnn), problems = models(task)
+if problems:
+    for row, why in problems.items():
+        st.warning(why)
+        st.code(compare.missing_command(task, row, FOLDER) + (" --resume" if "still training" in why else ""),
+                language="bash")
     st.stop()
 
 config = stcnn.checkpoint["data"]["config"]
 images, labels, source, _ = test_images(task, config)
-c1, c2, c3 = st.columns([1, 0.5, 2], vertical_alignment="bottom")
-index = c1.number_input("test image", 0, len(images) - 1, 0, key="cmp_index", bind="query-params")
-c2.button("random", icon=":material/casino:", key="cmp_random",
-          on_click=lambda: pick(np.random.default_rng().integers(len(images))))
-c3.caption(f"from the fixed {task} test set (seed 0) made from the MNIST test split — {source}")
+source_kind = st.radio("digit", ["test set", "your own image"], key="cmp_source", horizontal=True,
+                       bind="query-params")
+if source_kind == "test set":
+    c1, c2, c3 = st.columns([1, 0.5, 2], vertical_alignment="bottom")
+    index = c1.number_input("test image", 0, len(images) - 1, 0, key="cmp_index", bind="query-params")
+    c2.button("random", icon=":material/casino:", key="cmp_random",
+              on_click=lambda: pick(np.random.default_rng().integers(len(images))))
+    c3.caption(f"from the fixed {task} test set (seed 0) made from the MNIST test split — {source}")
+    shown, shown_label = images[int(index):int(index) + 1], int(labels[int(index)])
+else:
+    up = st.file_uploader("an image of one handwritten digit (PNG, JPEG, …)", key="cmp_upload")
+    if up is None:
+        st.info("Upload an image of a digit: it is converted the way MNIST was made, and shown.")
+        st.stop()
+    try:
+        raw, _ = pg.load_image_bytes(up.getvalue())
+        digit, steps = compare.prepare_digit(raw)
+    except ValueError as exc:
+        st.error(f"**{up.name}**: {exc}")
+        st.stop()
+    canvas = images.shape[-1]
+    shown, shown_label = compare.base_images(task, digit[None], canvas), None
+    o1, o2, o3 = st.columns([1, 1, 2])
+    o1.image(raw, caption=f"{up.name} as uploaded", width=120, clamp=True)
+    o2.image(shown[0], caption=f"as the models see it ({canvas}×{canvas})", width=120)
+    o3.markdown("Conversion: " + "; ".join(steps) + f"; placed at the centre of the {task} canvas.")
 
 
 @st.fragment
@@ -92,8 +125,8 @@ def view() -> None:
     scale = e2.slider("scale", 0.5, 1.5, 1.0, 0.05, key="cmp_scale")
     sx = e3.slider("shift x", -0.5, 0.5, 0.0, 0.05, key="cmp_sx")
     sy = e4.slider("shift y", -0.5, 0.5, 0.0, 0.05, key="cmp_sy")
-    img = compare.extra_distortion(images[int(index):int(index) + 1], angle, scale, (sx, sy))
-    label = int(labels[int(index)])
+    img = compare.extra_distortion(shown, angle, scale, (sx, sy))
+    label = shown_label
     a = compare.predict(cnn.model, img)
     b = compare.predict(stcnn.model, img)
     u = img[0] / 255.0
@@ -106,11 +139,12 @@ def view() -> None:
                          width="content", config={"displayModeBar": False})
     for col, name, res, key in ((cols[2], "CNN", a, "cmp_pa"), (cols[3], "ST-CNN", b, "cmp_pb")):
         p = res["probs"][0]
-        verdict = "✓" if p.argmax() == label else "✗"
+        verdict = "" if label is None else (" ✓" if p.argmax() == label else " ✗")
         col.plotly_chart(figures.probabilities_figure(p, true_label=label,
-                                                      title=f"{name}: {p.argmax()} {verdict} ({p.max():.0%})"),
+                                                      title=f"{name}: {p.argmax()}{verdict} ({p.max():.0%})"),
                          key=key, width="content", config={"displayModeBar": False})
-    st.caption(f"true label {label}; the black outline marks the true class, red the prediction.")
+    st.caption("red: the prediction" + ("" if label is None else
+                                        f"; black outline: the true class ({label})"))
 
 
 view()
@@ -146,7 +180,7 @@ def sweep_base(task: str, config: dict):
 @st.cache_data(show_spinner=False, max_entries=2000)
 def sweep_point(task: str, config: dict, row: str, kind: str, value: float) -> float:
     base, lab = sweep_base(task, config)
-    model = (cnn if row == "cnn" else stcnn).model
+    model = models(task)[0][0 if row == "cnn" else 1].model
     return compare.sweep_point(model, base, lab, kind, value)
 
 

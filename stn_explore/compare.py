@@ -38,6 +38,11 @@ class Loaded:
     path: Path
 
 
+def is_finished(ckpt: dict) -> bool:
+    """True once a run reached the epochs it was planned for (earlier it is still training)."""
+    return int(ckpt["epoch"]) >= int(ckpt["train_config"]["epochs"])
+
+
 def load_classifier(path: str | Path) -> Loaded:
     """A trained classifier in eval mode (raises CheckpointError with a clear message)."""
     ckpt = load_checkpoint(path)
@@ -146,3 +151,47 @@ def training_range(task: str, kind: str, cfg: dict) -> tuple[float, float] | Non
         half = (cfg["canvas"] - 28) / cfg["canvas"]
         return (-half, half)
     return None
+
+
+# ----------------------------------------------------------------------------- your own digit
+def prepare_digit(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Turn any image ``(H, W)`` / ``(H, W, 3)`` (floats in [0, 1]) into an MNIST-style digit:
+    grayscale, inverted if it is dark-on-light, cropped to its ink, fitted into 20×20 keeping
+    its aspect ratio and centred by its centre of mass in 28×28 (as MNIST was made).
+    Returns ``uint8 (28, 28)`` and the list of steps applied (to show the user)."""
+    from PIL import Image
+
+    img = np.asarray(image, dtype=np.float64)
+    steps = []
+    if img.ndim == 3:
+        img = img[..., :3].mean(-1)
+        steps.append("converted to grayscale")
+    if img.ndim != 2 or min(img.shape) < 2:
+        raise ValueError(f"expected an image (H, W) or (H, W, 3), got shape {np.shape(image)}")
+    # the border tells the background: light background → dark ink → invert
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    if np.median(border) > 0.5:
+        img, border = 1.0 - img, 1.0 - border
+        steps.append("inverted (it was dark on light; MNIST is light on dark)")
+    background = np.median(border)
+    img = np.clip((img - background) / max(img.max() - background, 1e-6), 0, 1)  # background 0, ink 1
+    ink = np.argwhere(img > 0.2)
+    if len(ink) == 0:
+        raise ValueError("the image has no visible strokes to classify")
+    (r0, c0), (r1, c1) = ink.min(0), ink.max(0) + 1
+    crop = img[r0:r1, c0:c1]
+    h, w = crop.shape
+    s = 20.0 / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    fitted = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
+                        dtype=np.float64) / 255
+    steps.append(f"cropped to its strokes ({w}×{h} px) and fitted into 20×20")
+    out = np.zeros((28, 28))
+    rows, cols = np.indices(fitted.shape)
+    mass = max(fitted.sum(), 1e-9)
+    cy, cx = (rows * fitted).sum() / mass, (cols * fitted).sum() / mass
+    top = int(np.clip(round(13.5 - cy), 0, 28 - fitted.shape[0]))
+    left = int(np.clip(round(13.5 - cx), 0, 28 - fitted.shape[1]))
+    out[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+    steps.append("centred by its centre of mass in 28×28")
+    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8), steps

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from stn_explore import compare, figures, train
 
@@ -112,44 +113,55 @@ def test_compare_page_sweep(monkeypatch):
     assert sweep["layout"]["shapes"][0]["x0"] == 0.7  # RTS trains on scales 0.7-1.2
 
 
-def test_compare_page_missing_checkpoints_name_the_command():
+@pytest.fixture
+def fresh_streamlit_caches():
+    """st.cache_* outlive an AppTest in this process: clear them around a test that changes
+    what the cached functions would return."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def test_compare_page_missing_and_unfinished_checkpoints_name_the_command(tmp_path, idx_dir, monkeypatch,
+                                                                          fresh_streamlit_caches):
+    monkeypatch.setattr(compare, "checkpoint_path", lambda folder, task, row: tmp_path / f"{task}_{row}.pt")
+    cfg = train.TrainConfig(task="rts", model="cnn", epochs=1, batch_size=8, n_train=16, n_test=10)
+    res = train.train(cfg, tmp_path / "rts_cnn.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
+    res["train_config"]["epochs"] = 5  # as if killed after epoch 1 of 5
+    torch.save(res, tmp_path / "rts_cnn.pt")
     at = app()
-    at.selectbox(key="cmp_task").set_value("e").run()
-    assert not at.exception
-    if (ROOT / "checkpoints" / "e_st-cnn_affine.pt").is_file() and (ROOT / "checkpoints" / "e_cnn.pt").is_file():
-        pytest.skip("the E checkpoints exist")
-    assert any("Missing checkpoint" in w.value for w in at.warning)
-    assert any("python -m stn_explore.train --task e" in c.value for c in at.code)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "still training (epoch 1/5)" in warnings and "Missing checkpoint" in warnings
+    codes = [c.value for c in at.code]
+    assert any("--model st-cnn --transform affine" in c for c in codes)
+    assert any("--model cnn" in c and c.endswith("--resume") for c in codes)
+    assert not at.get("plotly_chart")  # no half-trained model is shown
+    assert any("none yet" in c.value for c in at.caption)
 
 
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_upload_own_digit():
+    import io
 
+    from PIL import Image
 
-def test_sweep_identity_reproduces_the_models_error(tmp_path, idx_dir):
-    from stn_explore.mnist import load_digits
-
-    cfg = train.TrainConfig(task="rts", model="cnn", epochs=1, batch_size=16, n_train=64, n_test=10)
-    train.train(cfg, tmp_path / "m.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
-    model = compare.load_classifier(tmp_path / "m.pt").model
-    d = load_digits("test", root=idx_dir)
-    base = compare.base_images("rts", d.images, 42)
-    assert base.shape == (60, 42, 42) and (base[:, 7:35, 7:35] == d.images).all()
-    plain = train.evaluate_arrays(model, base, d.labels)[0]
-    for kind, identity in (("rotation", 0.0), ("scale", 1.0), ("shift", 0.0)):
-        assert compare.sweep_point(model, base, d.labels, kind, identity) == plain
-    # a large rotation changes what the model sees
-    rotated = compare.distorted_for("rotation", 90.0, base)
-    assert not np.array_equal(rotated, base)
-
-
-def test_training_range_and_sweep_figure():
-    from stn_explore import distortions as D
-
-    rts = D.config_to_dict(D.RTSConfig())
-    assert compare.training_range("rts", "rotation", rts) == (-45.0, 45.0)
-    assert compare.training_range("rts", "scale", rts) == (0.7, 1.2)
-    assert compare.training_range("p", "rotation", D.config_to_dict(D.ProjectiveConfig())) is None
-    fig = figures.sweep_figure(np.array([0, 1]), {"CNN": np.array([1.0, 2.0]), "ST-CNN": np.array([0.5, 0.7])},
-                               xlabel="x", shade=(0, 0.5))
-    assert [t.name for t in fig.data] == ["CNN", "ST-CNN"] and fig.layout.shapes[0].x1 == 0.5
-    with pytest.raises(ValueError, match="unknown sweep"):
-        compare.distorted_for("shear", 0.1, np.zeros((1, 28, 28), np.uint8))
+    at = app()
+    at.radio(key="cmp_source").set_value("your own image").run()
+    assert not at.exception and any("Upload an image" in i.value for i in at.info)
+    paper = np.full((90, 70), 255, np.uint8)
+    paper[15:75, 30:40] = 0  # a "1" drawn dark on white
+    buf = io.BytesIO()
+    Image.fromarray(paper).save(buf, format="PNG")
+    at.file_uploader(key="cmp_upload").upload("one.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("inverted" in m.value for m in at.markdown)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 4
+    at.file_uploader(key="cmp_upload").upload("notes.txt", b"not an image", "text/plain").run()
+    assert not at.exception and at.error and "notes.txt" in at.error[0].value
