@@ -62,10 +62,6 @@ def decode_upload(data: bytes):
 
 
 # ----------------------------------------------------------------------------- sync callbacks
-def theta_from_sliders() -> np.ndarray:
-    return pg.affine_params(*(S.get(k, AFFINE[k][4]) for k in AFFINE))
-
-
 def slider_values() -> tuple:
     return tuple(float(S.get(k, AFFINE[k][4])) for k in AFFINE)
 
