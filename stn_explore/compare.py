@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .distortions import to_batch
 from .evaluate import command_for, load_model
 from .geometry import theta_from_params
 from .transformer import warp
@@ -49,12 +50,6 @@ def load_classifier(path: str | Path) -> Loaded:
     if ckpt.get("kind", "classifier") != "classifier":
         raise CheckpointError(f"{path} is not a classifier checkpoint")
     return Loaded(load_model(ckpt), ckpt, Path(path))
-
-
-def to_batch(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``(N, H, W)`` / ``(N, C, H, W)`` → float ``(N, C, H, W)`` in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
-    return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 @torch.no_grad()

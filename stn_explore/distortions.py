@@ -210,9 +210,10 @@ def sample_params(task: str, n: int, gen: torch.Generator, cfg=None, *,
 
 
 # ----------------------------------------------------------------------------- applying
-def _to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(images))
-    return (t.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 images ``(N, H, W)`` or ``(N, C, H, W)`` → float ``(N, C, H, W)`` in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
+    return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -269,11 +270,11 @@ def apply(task: str, pool_images: np.ndarray, params: dict, cfg=None) -> np.ndar
         return canvas
     if task == "addition":
         size = cfg.rts.canvas
-        chans = [_warp_digits(_to_float(pool_images[params[key].numpy()]), "affine",
+        chans = [_warp_digits(to_batch(pool_images[params[key].numpy()]), "affine",
                               params["theta" + ch], size)
                  for key, ch in (("index", "1"), ("index2", "2"))]
         return _to_uint8(torch.cat(chans, dim=1))
-    digits = _to_float(pool_images[idx])
+    digits = to_batch(pool_images[idx])
     if task in ("r", "rts"):
         out = _warp_digits(digits, "affine", params["theta"], cfg.canvas)
     elif task == "p":
@@ -373,9 +374,7 @@ def epoch_batches(task: str, pool_images: np.ndarray, pool_labels: np.ndarray,
     for start in range(0, len(order), chunk):
         data = generate(task, pool_images, pool_labels, len(order[start:start + chunk]), gen, cfg,
                         indices=order[start:start + chunk])
-        x = torch.from_numpy(data["images"]).float().div_(255)
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
+        x = to_batch(data["images"])
         y = torch.from_numpy(data["labels"])
         for b in range(0, len(y), batch_size):
             yield x[b:b + batch_size], y[b:b + batch_size]
@@ -417,7 +416,5 @@ class DistortedStream(torch.utils.data.IterableDataset):
         for start in range(0, len(order), self.chunk):
             idx = order[start:start + self.chunk]
             data = generate(self.task, self.images, self.labels, len(idx), gen, self.cfg, indices=idx)
-            x = torch.from_numpy(data["images"]).float().div_(255)
-            if x.dim() == 3:
-                x = x.unsqueeze(1)
+            x = to_batch(data["images"])
             yield from zip(x, torch.from_numpy(data["labels"]))

@@ -65,9 +65,7 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, batch_size: i
     preds = []
     with torch.no_grad():
         for s in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[s:s + batch_size]).float().div_(255)
-            if x.dim() == 3:
-                x = x.unsqueeze(1)
+            x = D.to_batch(images[s:s + batch_size])
             preds.append(model(x.to(device)).argmax(1).cpu().numpy())
     pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
     return float((pred != labels).mean() * 100) if len(labels) else float("nan"), pred
