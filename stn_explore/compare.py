@@ -19,6 +19,18 @@ from .geometry import theta_from_params
 from .transformer import warp
 
 PAIR = ("cnn", "st-cnn_affine")  # checkpoint name suffixes compared on /compare
+#: MNIST addition: the CNN against one of the parallel-transformer models (user's choice)
+ADDITION_ST_ROWS = ("2st-fcn_affine", "2st-fcn_projective", "2st-fcn_tps", "2st-cnn_affine")
+
+
+def pair_for(task: str, st_row: str | None = None) -> tuple[str, str]:
+    """The two checkpoint rows /compare shows for a task."""
+    if task == "addition":
+        row = st_row or ADDITION_ST_ROWS[0]
+        if row not in ADDITION_ST_ROWS:
+            raise ValueError(f"unknown addition model {row!r}; expected one of {ADDITION_ST_ROWS}")
+        return ("cnn", row)
+    return PAIR
 
 
 def checkpoint_path(folder: str | Path, task: str, row: str) -> Path:
@@ -28,7 +40,9 @@ def checkpoint_path(folder: str | Path, task: str, row: str) -> Path:
 def missing_command(task: str, row: str, folder: str | Path = "checkpoints") -> str:
     """The command that makes a missing checkpoint."""
     model, _, transform = row.partition("_")
-    tc = {"task": task, "model": model, "transform": transform or "affine", "epochs": 50, "noise": None}
+    # the schedules of checkpoints/train_all.sh and train_addition.sh
+    epochs = 200 if task == "addition" and model.endswith("fcn") else 50
+    tc = {"task": task, "model": model, "transform": transform or "affine", "epochs": epochs, "noise": None}
     return "STN_DATA_DIR=/path/to/mnist " + command_for(tc, checkpoint_path(folder, task, row))
 
 
@@ -54,21 +68,36 @@ def load_classifier(path: str | Path) -> Loaded:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 500) -> dict:
-    """Class probabilities ``(N, K)`` and, for models with a transformer, the first
-    transformer's grid ``(N, H', W', 2)`` and output V ``(N, C, H', W')``."""
+    """Class probabilities ``(N, K)`` and, for models with transformers, each transformer's
+    grid (``grids``: list of ``(N, H', W', 2)``) and output (``vs``: list of ``(N, C, H', W')``);
+    ``grid`` / ``v`` are the first transformer's."""
     model.eval()
     probs, grids, vs = [], [], []
     for s in range(0, len(images), batch_size):
         logits, aux = model(to_batch(images[s:s + batch_size]), return_aux=True)
         probs.append(torch.softmax(logits, 1))
-        if aux["grid"]:
-            grids.append(aux["grid"][0])
-            vs.append(aux["v"][0])
+        grids.append(aux["grid"])
+        vs.append(aux["v"])
     out = {"probs": torch.cat(probs).numpy()}
-    if grids:
-        out["grid"] = torch.cat(grids).numpy()
-        out["v"] = torch.cat(vs).numpy()
+    n_st = len(grids[0]) if grids else 0
+    if n_st:
+        out["grids"] = [torch.cat([g[k] for g in grids]).numpy() for k in range(n_st)]
+        out["vs"] = [torch.cat([v[k] for v in vs]).numpy() for k in range(n_st)]
+        out["grid"], out["v"] = out["grids"][0], out["vs"][0]
     return out
+
+
+def ink_share(v: np.ndarray) -> np.ndarray:
+    """For transformer outputs ``(N, C, H, W)``: each channel's share of the total ink
+    ``(N, C)`` (rows sum to 1; NaN where V is empty). In MNIST addition channel c holds
+    digit c, so a transformer that attends to one digit has a share near 1 for it."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim != 4:
+        raise ValueError(f"v must have shape (N, C, H, W), got {v.shape}")
+    ink = v.clip(0, None).sum((2, 3))
+    tot = ink.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, ink / np.where(tot > 0, tot, 1), np.nan)
 
 
 def extra_distortion(images: np.ndarray, angle: float = 0.0, scale: float = 1.0,

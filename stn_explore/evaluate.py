@@ -3,6 +3,7 @@
     python -m stn_explore.evaluate --checkpoint checkpoints/rts_st-cnn_affine.pt
     python -m stn_explore.evaluate --checkpoint checkpoints/rts_st-cnn_affine.pt --npz rts_test.npz
     python -m stn_explore.evaluate --table            # checkpoints/results.{json,md}
+    python -m stn_explore.evaluate --compact checkpoints/rts_cnn.pt   # shrink a finished run
 
 Without ``--npz`` the checkpoint's own fixed test set is rebuilt from the recipe, seed and
 size stored inside it (from the MNIST test split of the current data source; if that source
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from . import distortions as D
 from ._io import atomic_write_text
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, compact, is_compact, load_checkpoint, save_checkpoint
 from .data import load_npz, make_task_set
 from .mnist import DataSourceError, load_digits
 from .models import build_model
@@ -95,6 +96,41 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print) -> dict:
     err, pred = evaluate_arrays(model, images, labels)
     return {"error": err, "n": int(len(labels)), "what": what, "recorded": ckpt.get("test_error"),
             "epoch": ckpt.get("epoch"), "predictions": pred}
+
+
+def compact_checkpoint(path, data_dir=None, log=print) -> dict | None:
+    """Shrink a finished classifier checkpoint in place (see :func:`checkpoint.compact`) and
+    record the test error of the float16 weights, measured on the same fixed test set.
+    Returns ``{"before", "after", "bytes_before", "bytes_after"}``, or None when there is
+    nothing to do (already compact). Refuses runs still training and a different data source."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind", "classifier") != "classifier":
+        raise CheckpointError(f"{path} is a {ckpt.get('kind')} checkpoint, not a classifier")
+    if is_compact(ckpt):
+        log(f"{path}: already compact")
+        return None
+    if ckpt["epoch"] < ckpt["train_config"]["epochs"]:
+        raise CheckpointError(f"{path} is still training (epoch {ckpt['epoch']}/"
+                              f"{ckpt['train_config']['epochs']}); compact finished runs only")
+    info = ckpt["data"]
+    test = load_digits("test", root=data_dir)
+    if test.source != info["test_source"] or len(test) != info["n_test_digits"]:
+        raise DataSourceError(f"{path} was evaluated on {info['test_source']} ({info['n_test_digits']} "
+                              f"digits); this run sees {test.source} — re-measuring on other data would "
+                              f"change the recorded error. Point --data-dir/STN_DATA_DIR at the same data.")
+    small = compact(ckpt)
+    cfg = D.config_from_dict(info["task"], info["config"])
+    arrays, _ = make_task_set(info["task"], "test", info["n_test"], info["test_seed"], cfg, test)
+    err, _ = evaluate_arrays(load_model(small), arrays["images"], arrays["labels"])
+    small["test_error"] = err
+    before = path.stat().st_size
+    save_checkpoint(path, small)
+    out = {"before": float(ckpt["test_error"]), "after": err, "bytes_before": before,
+           "bytes_after": path.stat().st_size}
+    log(f"{path}: {before / 1e6:.2f} → {out['bytes_after'] / 1e6:.2f} MB; test error "
+        f"{out['before']:.2f}% (float32) → {err:.2f}% (float16 weights, now recorded)")
+    return out
 
 
 def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
@@ -221,14 +257,19 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", help="MNIST IDX folder for the fixed test set (default $STN_DATA_DIR)")
     ap.add_argument("--table", action="store_true",
                     help="write results.json and results.md for every checkpoint in --folder")
+    ap.add_argument("--compact", nargs="+", metavar="PATH",
+                    help="shrink finished checkpoints in place: drop the optimiser state, store weights "
+                         "as float16, re-measure and record the test error")
     ap.add_argument("--folder", default="checkpoints", help="folder scanned by --table (default checkpoints)")
     ap.add_argument("--readme", default="README.md",
                     help="with --table: also refresh the results block of this file if it has the "
                          "<!-- results:start/end --> markers (default README.md; '' to skip)")
     args = ap.parse_args(argv)
-    if not args.checkpoint and not args.table:
-        ap.error("give --checkpoint PATH and/or --table")
+    if not args.checkpoint and not args.table and not args.compact:
+        ap.error("give --checkpoint PATH, --compact PATH... and/or --table")
     try:
+        for path in args.compact or ():
+            compact_checkpoint(path, args.data_dir)
         if args.checkpoint:
             r = evaluate_checkpoint(args.checkpoint, args.npz, args.data_dir)
             rec = f" (recorded after epoch {r['epoch']}: {r['recorded']:.2f}%)" if r["recorded"] is not None else ""

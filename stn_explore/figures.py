@@ -82,6 +82,15 @@ def _image_trace(img: np.ndarray) -> dict:
             "hovertemplate": "col %{x}, row %{y}<br>value %{color[0]}<extra></extra>"}
 
 
+def two_channel_rgb(x: np.ndarray) -> np.ndarray:
+    """A two-channel image ``(2, H, W)`` in [0, 1] as RGB ``(H, W, 3)``: channel 1 magenta,
+    channel 2 green (where both overlap the pixel turns white)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] != 2:
+        raise ValueError(f"x must have shape (2, H, W), got {x.shape}")
+    return np.stack((x[0], x[1], x[0]), axis=-1).clip(0, 1)
+
+
 # Figures are assembled as one dict and built once: incremental add_trace / update_layout
 # calls cost ~10 ms per figure, which matters on a slider's hot path.
 def image_figure(img: np.ndarray, *, title: str | None = None, px: float = 8.0) -> go.Figure:

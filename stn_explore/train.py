@@ -131,14 +131,19 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, data_dir=N
     log(f"test set: {cfg.n_test} {cfg.task} images from the test split ({test_digits.source})")
 
     torch.manual_seed(cfg.seed)
-    margs = model_args_for(cfg)
+    # a resumed run keeps the architecture it was saved with
+    margs = ModelArgs.from_dict(ckpt["model_args"]) if ckpt is not None else model_args_for(cfg)
     model = build_model(margs)
     opt = make_optimizer(model, cfg)
     history: list = []
     start_epoch = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
+        if "optimizer" in ckpt:
+            opt.load_state_dict(ckpt["optimizer"])
+        else:
+            log("note: a compacted checkpoint (float16 weights, no optimiser state): training goes on "
+                "from its weights with the SGD momentum restarting from zero")
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
     counts = parameter_counts(model)

@@ -165,3 +165,62 @@ def test_compare_page_upload_own_digit():
     assert len(charts) == 4
     at.file_uploader(key="cmp_upload").upload("notes.txt", b"not an image", "text/plain").run()
     assert not at.exception and at.error and "notes.txt" in at.error[0].value
+
+
+def test_ink_share_and_pair_for():
+    v = np.zeros((2, 2, 4, 4))
+    v[0, 0, 1, 1] = 3.0
+    v[0, 1, 2, 2] = 1.0
+    share = compare.ink_share(v)
+    assert share[0] == pytest.approx([0.75, 0.25])
+    assert np.isnan(share[1]).all()  # an empty output has no share
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        compare.ink_share(np.zeros((4, 4)))
+    assert compare.pair_for("rts") == compare.PAIR
+    assert compare.pair_for("addition") == ("cnn", compare.ADDITION_ST_ROWS[0])
+    assert compare.pair_for("addition", "2st-fcn_tps") == ("cnn", "2st-fcn_tps")
+    with pytest.raises(ValueError, match="unknown addition model"):
+        compare.pair_for("addition", "st-cnn_affine")
+    assert "--epochs 200" in compare.missing_command("addition", "2st-fcn_affine")
+
+
+def test_predict_returns_every_transformer():
+    from stn_explore.models import ModelArgs, build_model
+
+    model = build_model(ModelArgs(name="2st-fcn", in_channels=2, n_classes=19))
+    out = compare.predict(model, np.zeros((3, 2, 42, 42), np.uint8))
+    assert out["probs"].shape == (3, 19)
+    assert len(out["grids"]) == 2 and len(out["vs"]) == 2
+    assert out["vs"][1].shape == (3, 2, 42, 42) and out["grids"][0].shape == (3, 42, 42, 2)
+
+
+def test_compare_page_addition_shows_both_channels_and_both_transformers(tmp_path, idx_dir, monkeypatch,
+                                                                           fresh_streamlit_caches):
+    monkeypatch.setattr(compare, "checkpoint_path", lambda folder, task, row: tmp_path / f"{task}_{row}.pt")
+    for model in ("cnn", "2st-fcn"):
+        cfg = train.TrainConfig(task="addition", model=model, transform="affine", epochs=1, batch_size=8,
+                                n_train=16, n_test=10)
+        name = "cnn" if model == "cnn" else "2st-fcn_affine"
+        train.train(cfg, tmp_path / f"addition_{name}.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
+    at = app(cmp_task="addition")
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles[:2] == ["input channel 1", "input channel 2"]
+    assert [t for t in titles if t.startswith("transformer")] == [
+        "transformer 1: grid", "transformer 1: V", "transformer 2: grid", "transformer 2: V"]
+    assert titles[-2].startswith("CNN: sum") and titles[-1].startswith("2×ST-FCN Aff: sum")
+    assert any("ink from channel 1 / 2" in c.value for c in at.caption)
+    assert any("attend to one digit" in m.value for m in at.markdown)
+    before = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["source"]
+    at.slider(key="cmp_angle").set_value(90).run()
+    assert not at.exception
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["source"] != before
+    # the other models are offered; a missing one names its command (200 epochs for FCNs)
+    at.selectbox(key="cmp_add_model").set_value("2st-fcn_tps").run()
+    assert not at.exception
+    assert any("--model 2st-fcn --transform tps --epochs 200" in c.value for c in at.code)
+    # no own-image mode and no sweep for two-digit inputs
+    at.selectbox(key="cmp_add_model").set_value("2st-fcn_affine").run()
+    at.radio(key="cmp_source").set_value("your own image").run()
+    assert not at.exception and any("two digits" in i.value for i in at.info)
+    assert not at.get("button_group")

@@ -153,3 +153,17 @@ def test_theta_latex_and_decompose():
     with pytest.raises(ValueError):
         pg.decompose_affine(np.zeros((2, 3)))
     assert "U(r) = r^2" in pg.theta_latex("tps", pg.tps_params(np.zeros((16, 2))))
+
+
+def test_two_channel_rgb_colours():
+    from stn_explore.figures import two_channel_rgb
+
+    x = np.zeros((2, 3, 3))
+    x[0, 0, 0] = 1.0
+    x[1, 1, 1] = 1.0
+    x[:, 2, 2] = 1.0
+    rgb = two_channel_rgb(x)
+    assert rgb.shape == (3, 3, 3)
+    assert rgb[0, 0].tolist() == [1, 0, 1] and rgb[1, 1].tolist() == [0, 1, 0] and rgb[2, 2].tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="2, H, W"):
+        two_channel_rgb(np.zeros((3, 4, 4)))

@@ -55,3 +55,19 @@ def test_wrong_input_shape_and_unknown_model_raise():
         net(torch.rand(2, 1, 42, 42))
     with pytest.raises(ValueError, match="unknown model"):
         build_model(ModelArgs(name="resnet"))
+
+
+def test_input_offset_default_and_legacy_checkpoints():
+    from stn_explore.models import ModelArgs, build_model
+
+    assert ModelArgs().input_offset == 0.0
+    legacy = ModelArgs(name="cnn").to_dict()
+    del legacy["input_offset"]  # written before the field existed: those models centred by 0.5
+    assert ModelArgs.from_dict(legacy).input_offset == 0.5
+    torch.manual_seed(0)
+    a = build_model(ModelArgs(name="fcn", input_offset=0.0))
+    b = build_model(ModelArgs(name="fcn", input_offset=0.5))
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(2, 1, 42, 42)
+    # the offset is subtracted before the head: same as feeding x - 0.5 to the offset-0 model
+    assert torch.allclose(b(x), a(x - 0.5), atol=1e-6)

@@ -154,3 +154,46 @@ def test_train_cli_help_and_errors(tmp_path, capsys):
     rc = train.main(["--task", "rts", "--epochs", "1", "--data-dir", str(tmp_path / "none"),
                      "--out", str(tmp_path / "x.pt")])
     assert rc == 2 and "no mnist" in capsys.readouterr().err
+
+
+def test_compact_shrinks_records_float16_error_and_still_resumes(tmp_path, idx_dir):
+    out = tmp_path / "m.pt"
+    run(tiny_cfg(epochs=1, n_test=60), out, idx_dir)
+    before = load_checkpoint(out)
+    size = out.stat().st_size
+    res = evaluate.compact_checkpoint(out, idx_dir, log=lambda m: None)
+    small = load_checkpoint(out)
+    assert "optimizer" not in small and small["compact"]["dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in small["state_dict"].values() if v.is_floating_point())
+    assert out.stat().st_size < 0.6 * size
+    assert small["compact"]["test_error_float32"] == before["test_error"]
+    # the recorded error is the one the float16 weights give, and evaluate reproduces it
+    assert small["test_error"] == res["after"]
+    assert evaluate.evaluate_checkpoint(out, data_dir=idx_dir, log=lambda m: None)["error"] == res["after"]
+    assert evaluate.compact_checkpoint(out, idx_dir, log=lambda m: None) is None  # idempotent
+    # a compacted run can be trained further (momentum restarts)
+    msgs = []
+    more = train.train(tiny_cfg(epochs=2, n_test=60), out, data_dir=idx_dir, progress=False,
+                       log=msgs.append, resume=True)
+    assert more["epoch"] == 2 and any("momentum restarting" in m for m in msgs)
+
+
+def test_compact_refuses_unfinished_runs(tmp_path, idx_dir):
+    out = tmp_path / "m.pt"
+    run(tiny_cfg(epochs=1), out, idx_dir)
+    ck = load_checkpoint(out)
+    ck["train_config"]["epochs"] = 5
+    ckpt_mod.save_checkpoint(out, ck)
+    with pytest.raises(CheckpointError, match="still training"):
+        evaluate.compact_checkpoint(out, idx_dir, log=lambda m: None)
+
+
+def test_resume_keeps_the_saved_architecture(tmp_path, idx_dir):
+    # a checkpoint from before input_offset existed (no key) resumes with the old centring
+    out = tmp_path / "m.pt"
+    run(tiny_cfg(epochs=1), out, idx_dir)
+    ck = load_checkpoint(out)
+    del ck["model_args"]["input_offset"]
+    ckpt_mod.save_checkpoint(out, ck)
+    res = run(tiny_cfg(epochs=2), out, idx_dir, resume=True)
+    assert res["model_args"]["input_offset"] == 0.5
