@@ -1,0 +1,585 @@
+"""Co-localisation (paper appendix, Table 5): a spatial transformer learns, without box
+labels, to find the common object — one MNIST digit class — in 84×84 images.
+
+Pieces (coordinates as in CONVENTIONS.md; boxes in pixels, pixel-centre convention):
+
+* **images** — the ``coloc`` recipe of :mod:`stn_explore.distortions`: a 28×28 digit of the
+  chosen class pasted at a random position of an 84×84 canvas, optionally with ``noise``
+  6×6 clutter patches cut from *other* digits (any class). The ground-truth box of the
+  pasted frame is used only for evaluation, never for training.
+* :class:`ColocNet` — a localisation CNN (on a 2× downsampled view of the image) regresses
+  the transform; the spatial transformer samples a 28×28 crop ``I^T``; an embedding CNN
+  ``e(·)`` (LeNet-style) maps crops to unit vectors.
+* :func:`triplet_hinge` — the paper's loss over pairs ``n ≠ m`` of a batch of one class:
+  ``max(0, ‖e(I_n^T) − e(I_m^T)‖² − ‖e(I_n^T) − e(I_n^rand)‖² + α)`` with ``I_n^rand`` a random
+  28×28 crop of ``I_n``: crops of the set must look more alike than a crop and a random
+  patch of its own image (of the same shape, :func:`random_crops_like`).
+* :func:`crop_quads` maps the transformer's output frame into the input (a quadrilateral in
+  general), :func:`quad_box_iou` scores it against the ground-truth box; a box is correct
+  when IoU > 0.5.
+
+:func:`train` runs the experiment, recording the boxes of a fixed panel of held-out images,
+the loss and the held-out accuracy every ``record_every`` iterations.
+
+Status (work in progress, see the co-localisation issue): the pieces above are tested, but
+training does not find the digits yet. On clean digit-3 images every variant tried so far
+(fixed-size or zooming crops; uniform or nearby random crops; margins 0.2 / 1; the embedding
+trained, slowed or frozen; batch-normalised embedding and localisation features) ends with
+the crops on empty background or stuck zoomed out: an empty crop matches every other empty
+crop, so the hinge is already at α·P(random crop empty) there, and bilinear sampling gives no
+gradient that points from empty background toward a digit. There is no CLI or page yet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from . import distortions as D
+from ._checks import check_image, shape_str
+from .geometry import affine_grid, normalized_to_pixel
+from .sampling import sample
+
+CANVAS = 84
+CROP = 28
+#: What the transformer may do: ``translate`` — a fixed 28×28 crop that moves (the paper's
+#: "crop a 28×28 view"); ``attention`` — scale and translation (eq. 2); ``affine`` — 6 params.
+COLOC_TRANSFORMS = ("translate", "attention", "affine")
+NOISY = D.NOISY_COLOC.n_clutter
+#: ``attention`` starts almost zoomed out (s ≈ 0.92 of the image) so every first crop holds
+#: the digit; the scale can shrink to, never below, the 28/84 of a native 28×28 crop.
+ATTENTION_START = 2.0  # clutter patches of the "noisy" variant
+
+
+# ----------------------------------------------------------------------------- geometry
+def params_to_theta(kind: str, raw: torch.Tensor, canvas: int = CANVAS, crop: int = CROP) -> torch.Tensor:
+    """Regressed values ``(B, P)`` → θ ``(B, 2, 3)`` of a crop of the ``canvas`` image.
+
+    The base crop scale is ``crop / canvas`` (a 28×28 window of 84×84 at zero parameters,
+    centred); translations are squashed with ``tanh`` so the window centre stays inside the
+    image. ``translate``: P = 2 (tx, ty); ``attention``: P = 3 (log-scale, tx, ty);
+    ``affine``: P = 6 (a perturbation of the base crop's θ).
+    """
+    s0 = crop / canvas
+    b = raw.shape[0]
+    if kind == "translate":
+        t = (1 - s0) * torch.tanh(raw)
+        s = raw.new_full((b,), s0)
+        z = torch.zeros_like(s)
+        return torch.stack((torch.stack((s, z, t[:, 0]), -1), torch.stack((z, s, t[:, 1]), -1)), -2)
+    if kind == "attention":
+        s = s0 + (1 - s0) * torch.sigmoid(raw[:, 0] + ATTENTION_START)
+        t = (1 - s)[:, None] * torch.tanh(raw[:, 1:])
+        z = torch.zeros_like(s)
+        return torch.stack((torch.stack((s, z, t[:, 0]), -1), torch.stack((z, s, t[:, 1]), -1)), -2)
+    if kind == "affine":
+        base = raw.new_tensor([[s0, 0.0, 0.0], [0.0, s0, 0.0]])
+        return base + raw.view(b, 2, 3) * raw.new_tensor([[s0, s0, 1.0], [s0, s0, 1.0]])
+    raise ValueError(f"unknown co-localisation transform {kind!r}; expected one of {COLOC_TRANSFORMS}")
+
+
+def n_raw_params(kind: str) -> int:
+    return {"translate": 2, "attention": 3, "affine": 6}[kind]
+
+
+def crop_quads(theta: torch.Tensor, canvas: int = CANVAS) -> torch.Tensor:
+    """Where the crop's output frame lies in the input: ``(B, 4, 2)`` pixel ``(x, y)`` corners
+    (top-left, top-right, bottom-right, bottom-left of the output) for θ ``(B, 2, 3)``.
+
+    The output frame's edges are normalised ±1 (pixel edges, ``align_corners=False``), so an
+    identity-sized 28×28 window at pixel offset ``o`` gives ``[o − 0.5, o + 27.5]``, the same
+    convention as the ground-truth boxes.
+    """
+    if theta.dim() != 3 or theta.shape[1:] != (2, 3):
+        raise ValueError(f"theta must have shape (B, 2, 3), got {shape_str(theta)}")
+    corners = theta.new_tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    pts = corners @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]
+    return normalized_to_pixel(pts, (canvas, canvas))
+
+
+def _polygon_area(p: np.ndarray) -> float:
+    if len(p) < 3:
+        return 0.0
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _clip(poly: list, inside: Callable, cross: Callable) -> list:
+    out = []
+    for i, cur in enumerate(poly):
+        prev = poly[i - 1]
+        if inside(cur):
+            if not inside(prev):
+                out.append(cross(prev, cur))
+            out.append(cur)
+        elif inside(prev):
+            out.append(cross(prev, cur))
+    return out
+
+
+def _clip_to_box(quad: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Sutherland–Hodgman: the part of a polygon inside an axis-aligned box."""
+    poly = [tuple(p) for p in quad]
+    for axis, bound, keep_above in ((0, box[0], True), (0, box[2], False),
+                                    (1, box[1], True), (1, box[3], False)):
+        if not poly:
+            break
+
+        def inside(p, a=axis, b=bound, up=keep_above):
+            return p[a] >= b if up else p[a] <= b
+
+        def cross(p, q, a=axis, b=bound):
+            t = (b - p[a]) / (q[a] - p[a])
+            return (p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1]))
+
+        poly = _clip(poly, inside, cross)
+    return np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+
+
+def quad_box_iou(quads, boxes) -> np.ndarray:
+    """IoU of convex quadrilaterals ``(N, 4, 2)`` with axis-aligned boxes ``(N, 4)`` =
+    ``x0, y0, x1, y1`` (both in pixels) → ``(N,)``."""
+    quads = np.asarray(quads, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if quads.ndim != 3 or quads.shape[1:] != (4, 2):
+        raise ValueError(f"quads must have shape (N, 4, 2), got {tuple(quads.shape)}")
+    if boxes.shape != (len(quads), 4):
+        raise ValueError(f"boxes must have shape ({len(quads)}, 4), got {tuple(boxes.shape)}")
+    if not (np.isfinite(quads).all() and np.isfinite(boxes).all()):
+        raise ValueError("quads and boxes must be finite")
+    out = np.zeros(len(quads))
+    for i, (q, b) in enumerate(zip(quads, boxes)):
+        inter = _polygon_area(_clip_to_box(q, b))
+        union = _polygon_area(q) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        out[i] = inter / union if union > 0 else 0.0
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class ColocArgs:
+    """Everything needed to rebuild a :class:`ColocNet` (stored in checkpoints)."""
+
+    transform: str = "translate"
+    canvas: int = CANVAS
+    crop: int = CROP
+    embed_dim: int = 32
+    loc_channels: tuple[int, int] = (20, 20)
+    loc_hidden: int = 50
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["loc_channels"] = list(d["loc_channels"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ColocArgs":
+        d = dict(d)
+        d["loc_channels"] = tuple(d["loc_channels"])
+        return cls(**d)
+
+
+class Embedding(nn.Module):
+    """LeNet-style e(·): 28×28 crop → unit vector ``(B, embed_dim)``."""
+
+    def __init__(self, embed_dim: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(20, 50, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Linear(50 * 4 * 4, 128), nn.ReLU(inplace=True), nn.Linear(128, embed_dim),
+            # batch statistics keep the embedding from collapsing to one point (where the
+            # hinge is stuck at α with zero gradient); crops and random crops share a batch
+            nn.BatchNorm1d(embed_dim, affine=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x), dim=1)
+
+
+class ColocNet(nn.Module):
+    """Localisation → 28×28 crop (bilinear, zero padding) → embedding.
+
+    ``crop(x)`` takes images ``(B, 1, 84, 84)`` in [0, 1] and returns ``(V (B, 1, 28, 28),
+    θ (B, 2, 3))``; at initialisation every crop is the centred 28×28 window.
+    """
+
+    def __init__(self, args: ColocArgs | None = None):
+        super().__init__()
+        self.args = args = args or ColocArgs()
+        if args.transform not in COLOC_TRANSFORMS:
+            raise ValueError(f"unknown co-localisation transform {args.transform!r}; "
+                             f"expected one of {COLOC_TRANSFORMS}")
+        c1, c2 = args.loc_channels
+        self.loc = nn.Sequential(
+            nn.AvgPool2d(2),  # the box only needs a coarse view: 84×84 → 42×42
+            nn.Conv2d(1, c1, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True), nn.Flatten())
+        with torch.no_grad():
+            flat = self.loc(torch.zeros(1, 1, args.canvas, args.canvas)).shape[1]
+        self.loc_fc = nn.Sequential(nn.Linear(flat, args.loc_hidden), nn.ReLU(inplace=True),
+                                    nn.BatchNorm1d(args.loc_hidden, affine=False))
+        # no bias: with batch-normalised features the batch-mean parameter stays at the
+        # centred crop, so the crops cannot all drift together to one (empty) place
+        self.regressor = nn.Linear(args.loc_hidden, n_raw_params(args.transform), bias=False)
+        nn.init.zeros_(self.regressor.weight)
+        self.embed = Embedding(args.embed_dim)
+
+    def _check(self, x: torch.Tensor) -> None:
+        check_image(x, "x")
+        want = (1, self.args.canvas, self.args.canvas)
+        if tuple(x.shape[1:]) != want:
+            raise ValueError(f"x must have shape (B, 1, {want[1]}, {want[2]}), got {shape_str(x)}")
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """θ ``(B, 2, 3)`` of the crop for images ``(B, 1, 84, 84)``."""
+        self._check(x)
+        raw = self.regressor(self.loc_fc(self.loc(x)))
+        return params_to_theta(self.args.transform, raw, self.args.canvas, self.args.crop)
+
+    def crop(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = self.theta(x)
+        grid = affine_grid(theta, (self.args.crop, self.args.crop))
+        return sample(x, grid, "bilinear", "zeros", check_grid_finite=False), theta
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """→ ``(embedding (B, D), crop V (B, 1, 28, 28), θ (B, 2, 3))``."""
+        v, theta = self.crop(x)
+        return self.embed(v), v, theta
+
+
+def triplet_hinge(crops: torch.Tensor, rand: torch.Tensor, margin: float) -> torch.Tensor:
+    """The paper's co-localisation loss, averaged over ordered pairs ``n ≠ m``.
+
+    Args:
+        crops: ``(B, D)`` embeddings ``e(I_n^T)`` of the transformer's crops (B ≥ 2).
+        rand: ``(B, D)`` embeddings ``e(I_n^rand)`` of a random crop of the same images.
+        margin: α ≥ 0.
+    Returns:
+        scalar ``mean_{n≠m} max(0, ‖c_n − c_m‖² − ‖c_n − r_n‖² + α)``; zero exactly when every
+        pair satisfies the margin.
+    """
+    if crops.dim() != 2 or crops.shape[0] < 2 or rand.shape != crops.shape:
+        raise ValueError(f"crops and rand must both have shape (B ≥ 2, D), got {shape_str(crops)} "
+                         f"and {shape_str(rand)}")
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be finite and ≥ 0, got {margin}")
+    b = crops.shape[0]
+    d_pair = torch.cdist(crops, crops).pow(2)                # (B, B) ‖c_n − c_m‖²
+    d_rand = (crops - rand).pow(2).sum(1, keepdim=True)      # (B, 1) ‖c_n − r_n‖²
+    hinge = F.relu(d_pair - d_rand + margin)
+    off = ~torch.eye(b, dtype=torch.bool, device=crops.device)
+    return hinge[off].mean()
+
+
+def random_crops_like(x: torch.Tensor, theta: torch.Tensor, gen: torch.Generator,
+                      crop: int = CROP, near: bool = False) -> torch.Tensor:
+    """``I^rand``: for each image ``(B, C, H, W)`` a crop with the same shape as the
+    transformer's (θ's linear part, detached) at a uniformly random position inside the image
+    → ``(B, C, crop, crop)``. Matching the shape matters: a random crop of another size is
+    told apart by its scale alone, which the transformer can exploit without finding the object.
+    """
+    lin = theta.detach()[:, :, :2]
+    reach = lin.abs().sum(2)                                # (B, 2) half-extent in x and y
+    room = (1 - reach).clamp(min=0)
+    b = theta.shape[0]
+    if near:
+        # displaced by 0.5–1 crop widths in a random direction, clamped inside the image
+        ang = 2 * math.pi * torch.rand(b, generator=gen, dtype=theta.dtype)
+        dist = 1.0 + torch.rand(b, generator=gen, dtype=theta.dtype)  # × half-extent
+        d = torch.stack((ang.cos(), ang.sin()), 1) * dist[:, None] * reach
+        t = torch.maximum(torch.minimum(theta.detach()[:, :, 2] + d, room), -room)
+    else:
+        t = (2 * torch.rand(b, 2, generator=gen, dtype=theta.dtype) - 1) * room
+    theta_r = torch.cat((lin, t[:, :, None]), 2)
+    grid = affine_grid(theta_r, (crop, crop))
+    return sample(x, grid, "bilinear", "zeros", check_grid_finite=False)
+
+
+# ----------------------------------------------------------------------------- data
+def class_pool(digits, digit: int) -> np.ndarray:
+    """Indices of the digits of one class in a :class:`~stn_explore.mnist.Digits` pool."""
+    if not 0 <= int(digit) <= 9:
+        raise ValueError(f"digit must be 0..9, got {digit}")
+    idx = np.flatnonzero(np.asarray(digits.labels) == int(digit))
+    if len(idx) == 0:
+        raise ValueError(f"no digits of class {digit} in {digits.source}")
+    return idx
+
+
+def coloc_config(noise: int) -> D.ColocConfig:
+    if noise < 0:
+        raise ValueError(f"noise must be ≥ 0 clutter patches, got {noise}")
+    return D.ColocConfig(n_clutter=int(noise))
+
+
+def make_images(digits, indices: np.ndarray, noise: int, gen: torch.Generator) -> dict:
+    """Co-localisation images of the given digits (clutter from any class of the pool):
+    ``images uint8 (N, 84, 84)``, ``boxes float32 (N, 4)``."""
+    out = D.generate("coloc", digits.images, digits.labels, len(indices), gen, coloc_config(noise),
+                     indices=indices)
+    return {"images": out["images"], "boxes": out["boxes"], "labels": out["labels"]}
+
+
+def held_out_set(test_digits, digit: int, noise: int, seed: int, n: int = 0) -> dict:
+    """The fixed held-out images of a run: every test-split digit of the class once (or the
+    first ``n``), placed with a fixed seed."""
+    idx = class_pool(test_digits, digit)
+    g = torch.Generator().manual_seed(seed)
+    idx = idx[torch.randperm(len(idx), generator=g).numpy()]
+    if n:
+        idx = idx[:n]
+    return make_images(test_digits, idx, noise, torch.Generator().manual_seed(seed + 1))
+
+
+@torch.no_grad()
+def predict_quads(model: ColocNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted crop quadrilaterals ``float32 (N, 4, 2)`` (pixels) for uint8 ``(N, 84, 84)``."""
+    model.eval()
+    out = []
+    for s in range(0, len(images), batch_size):
+        x = D.to_batch(images[s:s + batch_size])
+        out.append(crop_quads(model.theta(x), model.args.canvas).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 4, 2), np.float32)
+
+
+def localisation_accuracy(model: ColocNet, images: np.ndarray, boxes: np.ndarray,
+                          threshold: float = 0.5) -> dict:
+    """Share (%) of images whose predicted box has IoU > ``threshold`` with the ground truth."""
+    quads = predict_quads(model, images)
+    iou = quad_box_iou(quads, boxes)
+    return {"accuracy": float((iou > threshold).mean() * 100) if len(iou) else float("nan"),
+            "mean_iou": float(iou.mean()) if len(iou) else float("nan"), "n": int(len(iou)),
+            "quads": quads, "iou": iou}
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class ColocConfig:
+    """Options of one co-localisation run (stored in the checkpoint)."""
+
+    digit: int = 3
+    noise: int = 0
+    transform: str = "translate"
+    iterations: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-3
+    margin: float = 0.2
+    near_negatives: bool = True
+    embed_lr_scale: float = 1.0
+    loc_lr_scale: float = 1.0
+    embed_dim: int = 32
+    record_every: int = 25
+    n_panel: int = 16
+    n_eval: int = 256
+    seed: int = 0
+    eval_seed: int = 0
+    save_every: int = 100
+    threads: int = 0
+
+    def check(self) -> "ColocConfig":
+        if not 0 <= self.digit <= 9:
+            raise ValueError(f"digit must be 0..9, got {self.digit}")
+        if self.transform not in COLOC_TRANSFORMS:
+            raise ValueError(f"transform must be one of {COLOC_TRANSFORMS}, got {self.transform!r}")
+        for name in ("iterations", "record_every", "n_panel", "n_eval", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be ≥ 2 (the loss compares pairs), got {self.batch_size}")
+        if self.noise < 0:
+            raise ValueError(f"noise must be ≥ 0, got {self.noise}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        return self
+
+
+def empty_recording(panel: dict) -> dict:
+    return {"iteration": [], "loss": [], "accuracy": [], "mean_iou": [], "panel_quads": [],
+            "panel_images": panel["images"], "panel_boxes": panel["boxes"]}
+
+
+def recording_arrays(rec: dict) -> dict:
+    """A recording as arrays: ``iteration (T,)``, ``loss``/``accuracy``/``mean_iou`` ``(T,)``,
+    ``panel_quads float32 (T, P, 4, 2)``, ``panel_images uint8 (P, 84, 84)``,
+    ``panel_boxes float32 (P, 4)``."""
+    p = len(rec["panel_images"])
+    return {"iteration": np.asarray(rec["iteration"], dtype=np.int64),
+            "loss": np.asarray(rec["loss"], dtype=np.float64),
+            "accuracy": np.asarray(rec["accuracy"], dtype=np.float64),
+            "mean_iou": np.asarray(rec["mean_iou"], dtype=np.float64),
+            "panel_quads": np.asarray(rec["panel_quads"], dtype=np.float32).reshape(-1, p, 4, 2),
+            "panel_images": np.asarray(rec["panel_images"], dtype=np.uint8),
+            "panel_boxes": np.asarray(rec["panel_boxes"], dtype=np.float32)}
+
+
+def _rec_to_tensors(rec: dict) -> dict:
+    a = recording_arrays(rec)
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in a.items()}
+
+
+def _rec_from_tensors(t: dict) -> dict:
+    a = {k: v.numpy() for k, v in t.items()}
+    return {"iteration": a["iteration"].tolist(), "loss": a["loss"].tolist(),
+            "accuracy": a["accuracy"].tolist(), "mean_iou": a["mean_iou"].tolist(),
+            "panel_quads": list(a["panel_quads"]), "panel_images": a["panel_images"],
+            "panel_boxes": a["panel_boxes"]}
+
+
+def load_recording(ckpt: dict) -> dict:
+    """The recording of a co-localisation checkpoint as numpy arrays (see
+    :func:`recording_arrays`)."""
+    return {k: v.numpy() for k, v in ckpt["recording"].items()}
+
+
+def build_coloc_model(model_args: dict) -> ColocNet:
+    return ColocNet(ColocArgs.from_dict(model_args))
+
+
+def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from: dict | None = None,
+          progress: bool = True, on_record: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, log=print) -> dict:
+    """Train (or continue) one co-localisation run; returns the checkpoint dict.
+
+    Every ``record_every`` iterations the boxes of the fixed panel (the first ``n_panel``
+    held-out images), the mean loss since the last record and the held-out accuracy on the
+    first ``n_eval`` held-out images are appended to the recording and ``on_record(ckpt)``
+    is called. With ``out`` the checkpoint is saved atomically every ``save_every``
+    iterations and at the end; ``should_stop()`` returning True ends the run after the
+    current iteration (the checkpoint is saved, ``ckpt["stopped"]`` is True).
+    The run is deterministic for a given seed, and ``resume_from`` continues it exactly.
+    """
+    from tqdm.auto import tqdm
+
+    from .checkpoint import save_checkpoint
+
+    cfg.check()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pool = class_pool(train_digits, cfg.digit)
+    held = held_out_set(test_digits, cfg.digit, cfg.noise, cfg.eval_seed)
+    panel = {k: v[:cfg.n_panel] for k, v in held.items()}
+    ev = {k: v[:cfg.n_eval] for k, v in held.items()}
+
+    torch.manual_seed(cfg.seed)
+    margs = ColocArgs(transform=cfg.transform, embed_dim=cfg.embed_dim)
+    if resume_from is not None:
+        margs = ColocArgs.from_dict(resume_from["model_args"])
+    model = ColocNet(margs)
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("embed.")],
+               "lr": cfg.lr * cfg.loc_lr_scale}]
+    if cfg.embed_lr_scale > 0:
+        groups.append({"params": model.embed.parameters(), "lr": cfg.lr * cfg.embed_lr_scale})
+    else:
+        model.embed.requires_grad_(False)
+    opt = torch.optim.Adam(groups)
+    gen = torch.Generator().manual_seed(cfg.seed + 7)
+    rec = empty_recording(panel)
+    it, seconds = 0, 0.0
+    if resume_from is not None:
+        model.load_state_dict(resume_from["state_dict"])
+        opt.load_state_dict(resume_from["optimizer"])
+        gen.set_state(resume_from["rng"])
+        rec = _rec_from_tensors(resume_from["recording"])
+        it, seconds = int(resume_from["iteration"]), float(resume_from.get("seconds", 0.0))
+
+    data_info = {"task": "coloc", "digit": cfg.digit, "noise": cfg.noise,
+                 "train_source": train_digits.source, "test_source": test_digits.source,
+                 "is_sample": bool(train_digits.is_sample or test_digits.is_sample),
+                 "n_train_digits": int(len(pool)), "n_held_out": int(len(held["images"]))}
+
+    def snapshot(final: dict | None = None, stopped: bool = False) -> dict:
+        return {"format": 1, "kind": "colocalisation", "version": __version__,
+                "model_args": margs.to_dict(), "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(), "rng": gen.get_state(), "config": asdict(cfg),
+                "data": data_info, "iteration": it, "seconds": seconds,
+                "recording": _rec_to_tensors(rec), "final": final, "stopped": stopped}
+
+    def record(loss_mean: float) -> None:
+        m = localisation_accuracy(model, ev["images"], ev["boxes"])
+        rec["iteration"].append(it)
+        rec["loss"].append(loss_mean)
+        rec["accuracy"].append(m["accuracy"])
+        rec["mean_iou"].append(m["mean_iou"])
+        rec["panel_quads"].append(predict_quads(model, panel["images"]))
+        model.train()
+
+    if not rec["iteration"]:
+        record(float("nan"))  # iteration 0: the initial boxes
+    bar = tqdm(total=cfg.iterations, initial=it, disable=not progress, unit="it",
+               desc=f"digit {cfg.digit} {'noisy' if cfg.noise else 'clean'}")
+    losses: list[float] = []
+    stopped = False
+    model.train()
+    t0 = time.perf_counter()
+    while it < cfg.iterations:
+        idx = pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=gen).numpy()]
+        x = D.to_batch(make_images(train_digits, idx, cfg.noise, gen)["images"])
+        v, theta = model.crop(x)
+        rand = random_crops_like(x, theta, gen, margs.crop, near=cfg.near_negatives)
+        emb, rand = model.embed(torch.cat((v, rand))).split(len(x))
+        loss = triplet_hinge(emb, rand, cfg.margin)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        if it % cfg.record_every == 0 or it == cfg.iterations:
+            seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            record(float(np.mean(losses)) if losses else float("nan"))
+            losses = []
+            bar.set_postfix(loss=f"{rec['loss'][-1]:.3f}", acc=f"{rec['accuracy'][-1]:.0f}%")
+            if on_record is not None:
+                on_record(snapshot())
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        if out is not None and it % cfg.save_every == 0 and it < cfg.iterations:
+            save_checkpoint(out, snapshot())
+    bar.close()
+    seconds += time.perf_counter() - t0
+    final = None
+    if it >= cfg.iterations:
+        m = localisation_accuracy(model, held["images"], held["boxes"])
+        final = {"accuracy": m["accuracy"], "mean_iou": m["mean_iou"], "n": m["n"]}
+        log(f"digit {cfg.digit} ({'noisy' if cfg.noise else 'clean'}): {final['accuracy']:.1f}% of "
+            f"{final['n']} held-out boxes with IoU > 0.5 (mean IoU {final['mean_iou']:.3f}) after "
+            f"{it} iterations, {seconds:.0f} s")
+    ckpt = snapshot(final, stopped)
+    if out is not None:
+        save_checkpoint(out, ckpt)
+    return ckpt
+
+
+def evaluate_checkpoint(ckpt: dict, images: np.ndarray, boxes: np.ndarray) -> dict:
+    """IoU > 0.5 accuracy of a co-localisation checkpoint on ``images uint8 (N, 84, 84)``
+    with ground-truth ``boxes (N, 4)``."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    model = build_coloc_model(ckpt["model_args"])
+    want = (model.args.canvas, model.args.canvas)
+    if images.ndim != 3 or images.shape[1:] != want:
+        raise ValueError(f"co-localisation images must have shape (N, {want[0]}, {want[1]}), "
+                         f"got {tuple(images.shape)}")
+    if boxes is None or np.asarray(boxes).shape != (len(images), 4):
+        raise ValueError("co-localisation evaluation needs ground-truth boxes (N, 4) = x0, y0, x1, y1")
+    model.load_state_dict(ckpt["state_dict"])
+    return localisation_accuracy(model, images, np.asarray(boxes))
+
+
+def default_path(digit: int, noise: int) -> str:
+    return f"checkpoints/coloc/digit{digit}_{'noisy' if noise else 'clean'}.pt"
+
+
+def run_name(digit: int, noise: int) -> str:
+    return f"digit {digit}, {'noisy' if noise else 'clean'}"
