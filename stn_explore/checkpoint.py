@@ -19,6 +19,7 @@ A checkpoint is a dict::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -91,3 +92,44 @@ def compact(ckpt: dict) -> dict:
     out["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
     out["compact"] = {"dtype": "float16", "test_error_float32": ckpt.get("test_error")}
     return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def training_lock(path: str | os.PathLike):
+    """Hold ``<path>.lock`` while a run writes ``path``: a second process training the same
+    file is refused with a clear message (two writers would interleave epochs). A lock left
+    by a process that no longer exists is taken over."""
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise CheckpointError(f"{path} is being trained by another process (pid {pid}); "
+                                      f"wait for it or stop it (its lock: {lock})") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    else:
+        raise CheckpointError(f"cannot take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from . import distortions as D
-from .checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint, training_lock
 from .data import make_task_set
 from .mnist import DataSourceError, Digits, load_digits
 from .models import MODELS, ModelArgs, build_model, parameter_counts
@@ -97,13 +97,21 @@ def set_lr(opt, lr: float) -> None:
         g["lr"] = lr * g["lr_scale"]
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, data_dir=None,
-          download: bool = False, train_digits: Digits | None = None,
-          test_digits: Digits | None = None, progress: bool = True, log=print) -> dict:
-    """Train (or resume) and return the final checkpoint dict. Saves after every epoch."""
+def train(cfg: TrainConfig, out: str | Path, **kw) -> dict:
+    """Train (or resume) and return the final checkpoint dict. Saves after every epoch; holds
+    ``<out>.lock`` meanwhile, so a second process training the same file is refused.
+
+    Keyword arguments: ``resume``, ``data_dir``, ``download``, ``train_digits``,
+    ``test_digits``, ``progress``, ``log`` (see :func:`_train`)."""
+    with training_lock(out):
+        return _train(cfg, Path(out), **kw)
+
+
+def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
+           download: bool = False, train_digits: Digits | None = None,
+           test_digits: Digits | None = None, progress: bool = True, log=print) -> dict:
     from tqdm.auto import tqdm
 
-    out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt = None

@@ -197,3 +197,24 @@ def test_resume_keeps_the_saved_architecture(tmp_path, idx_dir):
     ckpt_mod.save_checkpoint(out, ck)
     res = run(tiny_cfg(epochs=2), out, idx_dir, resume=True)
     assert res["model_args"]["input_offset"] == 0.5
+
+
+def test_a_second_process_training_the_same_file_is_refused(tmp_path, idx_dir):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.pt"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "m.pt.lock").write_text(str(sleeper.pid))  # a live process holds the file
+        with pytest.raises(CheckpointError, match=f"another process \\(pid {sleeper.pid}\\)"):
+            run(tiny_cfg(), out, idx_dir)
+        assert not out.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # its process is gone: the stale lock is taken over, and released after the run
+    run(tiny_cfg(), out, idx_dir)
+    assert out.is_file() and not (tmp_path / "m.pt.lock").exists()
+    assert os.listdir(tmp_path).count("m.pt.lock") == 0
