@@ -575,11 +575,3 @@ def evaluate_checkpoint(ckpt: dict, images: np.ndarray, boxes: np.ndarray) -> di
         raise ValueError("co-localisation evaluation needs ground-truth boxes (N, 4) = x0, y0, x1, y1")
     model.load_state_dict(ckpt["state_dict"])
     return localisation_accuracy(model, images, np.asarray(boxes))
-
-
-def default_path(digit: int, noise: int) -> str:
-    return f"checkpoints/coloc/digit{digit}_{'noisy' if noise else 'clean'}.pt"
-
-
-def run_name(digit: int, noise: int) -> str:
-    return f"digit {digit}, {'noisy' if noise else 'clean'}"

@@ -4,9 +4,8 @@ parallel 2×ST models of the MNIST-addition experiment.
 Convention: inputs ``(B, C, H, W)`` in [0, 1]; outputs are logits ``(B, n_classes)``. The
 classifier head sees ``V - input_offset`` (a model argument, never applied to the data): 0 for
 models made since the MNIST-addition work — centring sparse digit images by 0.5 adds a large
-constant to every input of a fully connected layer and stalls SGD (an FCN on RTS: 72% vs 34%
-training error after 3 epochs) — and 0.5 for the checkpoints trained before, which stored
-no offset.
+constant to every input of a fully connected layer and stalls SGD — and 0.5 for the
+checkpoints trained before, which stored no offset.
 
 Fairness rule (paper): apart from the localisation network, every model has three weight
 layers — FCN: FC-FC-FC; CNN: conv-conv-FC — so ST variants differ from their base only by the
