@@ -16,6 +16,7 @@ PAGES = [
     ("pages/home.py", "Home", ":material/home:", ""),
     ("pages/playground.py", "θ playground", ":material/tune:", "playground"),
     ("pages/compare.py", "CNN vs ST-CNN", ":material/compare:", "compare"),
+    ("pages/colocalisation.py", "Co-localisation", ":material/center_focus_strong:", "colocalisation"),
     ("pages/paper.py", "Paper vs ours", ":material/table_chart:", "paper"),
 ]
 _ROUTED = "_stn_routed"

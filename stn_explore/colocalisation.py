@@ -21,13 +21,16 @@ Pieces (coordinates as in CONVENTIONS.md; boxes in pixels, pixel-centre conventi
 :func:`train` runs the experiment, recording the boxes of a fixed panel of held-out images,
 the loss and the held-out accuracy every ``record_every`` iterations.
 
-Status (work in progress, see the co-localisation issue): the pieces above are tested, but
-training does not find the digits yet. On clean digit-3 images every variant tried so far
-(fixed-size or zooming crops; uniform or nearby random crops; margins 0.2 / 1; the embedding
-trained, slowed or frozen; batch-normalised embedding and localisation features) ends with
-the crops on empty background or stuck zoomed out: an empty crop matches every other empty
-crop, so the hinge is already at α·P(random crop empty) there, and bilinear sampling gives no
-gradient that points from empty background toward a digit. There is no CLI or page yet.
+Why a curriculum: started at a 28×28 window, every variant we tried (fixed-size or zooming
+crops, uniform or nearby random crops, margins 0.2/1, the embedding trained, slowed, frozen or
+pre-trained as a classifier) drifted onto empty background — an empty crop equals every other
+empty crop, so the pair term vanishes there, and bilinear sampling gives no gradient back
+toward the digit. Starting with a window 0.9 of the image (every crop holds the whole digit,
+so crops can only agree by *centring* it) and shrinking it to 28×28 over the first 800
+iterations, with ``I^rand`` one to 1½ window widths away, makes the windows follow the digit.
+That curriculum is ours, not the paper's; the loss is the paper's.
+
+CLI: ``python -m stn_explore.colocalise``; page: ``/colocalisation``.
 """
 
 from __future__ import annotations
@@ -53,36 +56,38 @@ CROP = 28
 #: What the transformer may do: ``translate`` — a fixed 28×28 crop that moves (the paper's
 #: "crop a 28×28 view"); ``attention`` — scale and translation (eq. 2); ``affine`` — 6 params.
 COLOC_TRANSFORMS = ("translate", "attention", "affine")
-NOISY = D.NOISY_COLOC.n_clutter
-#: ``attention`` starts almost zoomed out (s ≈ 0.92 of the image) so every first crop holds
-#: the digit; the scale can shrink to, never below, the 28/84 of a native 28×28 crop.
-ATTENTION_START = 2.0  # clutter patches of the "noisy" variant
+NOISY = D.NOISY_COLOC.n_clutter  # clutter patches of the "noisy" variant
+#: ``attention`` starts at the base window size (sigmoid(−4) ≈ 2% larger) and may grow.
+ATTENTION_START = 4.0
 
 
 # ----------------------------------------------------------------------------- geometry
-def params_to_theta(kind: str, raw: torch.Tensor, canvas: int = CANVAS, crop: int = CROP) -> torch.Tensor:
-    """Regressed values ``(B, P)`` → θ ``(B, 2, 3)`` of a crop of the ``canvas`` image.
+def params_to_theta(kind: str, raw: torch.Tensor, scale: float | torch.Tensor = CROP / CANVAS) -> torch.Tensor:
+    """Regressed values ``(B, P)`` → θ ``(B, 2, 3)`` of a crop window of the image.
 
-    The base crop scale is ``crop / canvas`` (a 28×28 window of 84×84 at zero parameters,
-    centred); translations are squashed with ``tanh`` so the window centre stays inside the
-    image. ``translate``: P = 2 (tx, ty); ``attention``: P = 3 (log-scale, tx, ty);
-    ``affine``: P = 6 (a perturbation of the base crop's θ).
+    ``scale`` is the window's base size as a share of the image (28/84 = a native 28×28
+    crop of 84×84; larger early in training, see :class:`ColocConfig`); at zero parameters
+    the window is centred. Translations are squashed with ``tanh`` so the window stays inside
+    the image. ``translate``: P = 2 (tx, ty); ``attention``: P = 3 (log-scale, tx, ty; the
+    window may grow from ``scale`` up to the whole image); ``affine``: P = 6 (a perturbation
+    of the base window's θ).
     """
-    s0 = crop / canvas
+    s0 = torch.as_tensor(scale, dtype=raw.dtype)
     b = raw.shape[0]
     if kind == "translate":
         t = (1 - s0) * torch.tanh(raw)
-        s = raw.new_full((b,), s0)
+        s = s0.expand(b)
         z = torch.zeros_like(s)
         return torch.stack((torch.stack((s, z, t[:, 0]), -1), torch.stack((z, s, t[:, 1]), -1)), -2)
     if kind == "attention":
-        s = s0 + (1 - s0) * torch.sigmoid(raw[:, 0] + ATTENTION_START)
+        s = s0 + (1 - s0) * torch.sigmoid(raw[:, 0] - ATTENTION_START)
         t = (1 - s)[:, None] * torch.tanh(raw[:, 1:])
         z = torch.zeros_like(s)
         return torch.stack((torch.stack((s, z, t[:, 0]), -1), torch.stack((z, s, t[:, 1]), -1)), -2)
     if kind == "affine":
-        base = raw.new_tensor([[s0, 0.0, 0.0], [0.0, s0, 0.0]])
-        return base + raw.view(b, 2, 3) * raw.new_tensor([[s0, s0, 1.0], [s0, s0, 1.0]])
+        one, z = torch.ones_like(s0), torch.zeros_like(s0)
+        base = torch.stack((torch.stack((s0, z, z)), torch.stack((z, s0, z))))
+        return base + raw.view(b, 2, 3) * torch.stack((torch.stack((s0, s0, one)), torch.stack((s0, s0, one))))
     raise ValueError(f"unknown co-localisation transform {kind!r}; expected one of {COLOC_TRANSFORMS}")
 
 
@@ -208,7 +213,8 @@ class ColocNet(nn.Module):
     """Localisation → 28×28 crop (bilinear, zero padding) → embedding.
 
     ``crop(x)`` takes images ``(B, 1, 84, 84)`` in [0, 1] and returns ``(V (B, 1, 28, 28),
-    θ (B, 2, 3))``; at initialisation every crop is the centred 28×28 window.
+    θ (B, 2, 3))``; at initialisation every crop is the centred 28×28 window. The buffer
+    ``crop_scale`` is the window's base size (share of the image side).
     """
 
     def __init__(self, args: ColocArgs | None = None):
@@ -231,6 +237,9 @@ class ColocNet(nn.Module):
         self.regressor = nn.Linear(args.loc_hidden, n_raw_params(args.transform), bias=False)
         nn.init.zeros_(self.regressor.weight)
         self.embed = Embedding(args.embed_dim)
+        # the window's base size as a share of the image; training shrinks it from
+        # ColocConfig.start_scale to crop/canvas (a native 28×28 crop), where it stays
+        self.register_buffer("crop_scale", torch.tensor(args.crop / args.canvas))
 
     def _check(self, x: torch.Tensor) -> None:
         check_image(x, "x")
@@ -242,7 +251,7 @@ class ColocNet(nn.Module):
         """θ ``(B, 2, 3)`` of the crop for images ``(B, 1, 84, 84)``."""
         self._check(x)
         raw = self.regressor(self.loc_fc(self.loc(x)))
-        return params_to_theta(self.args.transform, raw, self.args.canvas, self.args.crop)
+        return params_to_theta(self.args.transform, raw, self.crop_scale)
 
     def crop(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         theta = self.theta(x)
@@ -280,20 +289,24 @@ def triplet_hinge(crops: torch.Tensor, rand: torch.Tensor, margin: float) -> tor
 
 
 def random_crops_like(x: torch.Tensor, theta: torch.Tensor, gen: torch.Generator,
-                      crop: int = CROP, near: bool = False) -> torch.Tensor:
+                      crop: int = CROP, offset: float | None = 2.0) -> torch.Tensor:
     """``I^rand``: for each image ``(B, C, H, W)`` a crop with the same shape as the
-    transformer's (θ's linear part, detached) at a uniformly random position inside the image
-    → ``(B, C, crop, crop)``. Matching the shape matters: a random crop of another size is
-    told apart by its scale alone, which the transformer can exploit without finding the object.
+    transformer's (θ's linear part, detached) elsewhere in the image → ``(B, C, crop, crop)``.
+
+    ``offset=None``: at a uniformly random position inside the image. ``offset=k``: displaced
+    from the transformer's window by ``k`` to ``k + 1`` half-widths in a random direction
+    (clamped inside the image) — with the default 2, a window one to 1½ widths away, so a
+    window on the object is compared with its surroundings.
+    Matching the shape matters: a random crop of another size is told apart by its scale
+    alone, which the transformer can exploit without finding the object.
     """
     lin = theta.detach()[:, :, :2]
     reach = lin.abs().sum(2)                                # (B, 2) half-extent in x and y
     room = (1 - reach).clamp(min=0)
     b = theta.shape[0]
-    if near:
-        # displaced by 0.5–1 crop widths in a random direction, clamped inside the image
+    if offset is not None:
         ang = 2 * math.pi * torch.rand(b, generator=gen, dtype=theta.dtype)
-        dist = 1.0 + torch.rand(b, generator=gen, dtype=theta.dtype)  # × half-extent
+        dist = offset + torch.rand(b, generator=gen, dtype=theta.dtype)  # × half-extent
         d = torch.stack((ang.cos(), ang.sin()), 1) * dist[:, None] * reach
         t = torch.maximum(torch.minimum(theta.detach()[:, :, 2] + d, room), -room)
     else:
@@ -368,15 +381,23 @@ class ColocConfig:
     digit: int = 3
     noise: int = 0
     transform: str = "translate"
-    iterations: int = 1500
+    iterations: int = 2000
     batch_size: int = 32
     lr: float = 1e-3
     margin: float = 0.2
-    near_negatives: bool = True
-    embed_lr_scale: float = 1.0
+    #: curriculum: the window starts at this share of the image side (so every first crop
+    #: holds the whole digit and crops can only agree by centring it) and shrinks linearly
+    #: to crop/canvas over ``shrink_iterations``; 0 iterations = native 28×28 from the start
+    start_scale: float = 0.9
+    shrink_iterations: int = 800
+    #: I^rand lies this many to this + 1 half-widths from the crop (None: uniform anywhere)
+    negative_offset: float | None = 2.0
+    #: the localisation network's learning rate as a multiple of ``lr``
     loc_lr_scale: float = 1.0
+    #: all learning rates ÷10 from this iteration on (0: never) — steadies the final boxes
+    lr_drop: int = 1800
     embed_dim: int = 32
-    record_every: int = 25
+    record_every: int = 40
     n_panel: int = 16
     n_eval: int = 256
     seed: int = 0
@@ -396,9 +417,27 @@ class ColocConfig:
             raise ValueError(f"batch_size must be ≥ 2 (the loss compares pairs), got {self.batch_size}")
         if self.noise < 0:
             raise ValueError(f"noise must be ≥ 0, got {self.noise}")
+        if not CROP / CANVAS <= self.start_scale <= 1:
+            raise ValueError(f"start_scale must be in [{CROP}/{CANVAS}, 1], got {self.start_scale}")
+        if not 0 <= self.shrink_iterations <= self.iterations:
+            raise ValueError(f"shrink_iterations must be in [0, iterations = {self.iterations}] (the window "
+                             f"must reach its final 28×28 size before the end), got {self.shrink_iterations}")
+        if self.negative_offset is not None and not (0 <= self.negative_offset < 10):
+            raise ValueError(f"negative_offset must be in [0, 10) half-widths or None, got {self.negative_offset}")
+        if self.lr_drop < 0:
+            raise ValueError(f"lr_drop must be ≥ 0 (0 = never), got {self.lr_drop}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         return self
+
+
+def crop_scale_at(cfg: ColocConfig, iteration: int, args: ColocArgs | None = None) -> float:
+    """The curriculum's window size (share of the image side) at ``iteration``."""
+    args = args or ColocArgs()
+    end = args.crop / args.canvas
+    if cfg.shrink_iterations <= 0:
+        return end
+    return end + (cfg.start_scale - end) * max(0.0, 1.0 - iteration / cfg.shrink_iterations)
 
 
 def empty_recording(panel: dict) -> dict:
@@ -473,19 +512,17 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     if resume_from is not None:
         margs = ColocArgs.from_dict(resume_from["model_args"])
     model = ColocNet(margs)
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("embed.")],
-               "lr": cfg.lr * cfg.loc_lr_scale}]
-    if cfg.embed_lr_scale > 0:
-        groups.append({"params": model.embed.parameters(), "lr": cfg.lr * cfg.embed_lr_scale})
-    else:
-        model.embed.requires_grad_(False)
-    opt = torch.optim.Adam(groups)
+    opt = torch.optim.Adam([
+        {"params": [p for n, p in model.named_parameters() if not n.startswith("embed.")],
+         "lr": cfg.lr * cfg.loc_lr_scale},
+        {"params": model.embed.parameters(), "lr": cfg.lr}])
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     rec = empty_recording(panel)
     it, seconds = 0, 0.0
     if resume_from is not None:
         model.load_state_dict(resume_from["state_dict"])
-        opt.load_state_dict(resume_from["optimizer"])
+        if "optimizer" in resume_from:   # a compacted run restarts Adam's moments
+            opt.load_state_dict(resume_from["optimizer"])
         gen.set_state(resume_from["rng"])
         rec = _rec_from_tensors(resume_from["recording"])
         it, seconds = int(resume_from["iteration"]), float(resume_from.get("seconds", 0.0))
@@ -511,6 +548,7 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         rec["panel_quads"].append(predict_quads(model, panel["images"]))
         model.train()
 
+    model.crop_scale.fill_(crop_scale_at(cfg, it, margs))
     if not rec["iteration"]:
         record(float("nan"))  # iteration 0: the initial boxes
     bar = tqdm(total=cfg.iterations, initial=it, disable=not progress, unit="it",
@@ -520,16 +558,21 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     model.train()
     t0 = time.perf_counter()
     while it < cfg.iterations:
+        model.crop_scale.fill_(crop_scale_at(cfg, it, margs))
+        factor = 0.1 if cfg.lr_drop and it >= cfg.lr_drop else 1.0
+        for group, scale in zip(opt.param_groups, (cfg.loc_lr_scale, 1.0)):
+            group["lr"] = cfg.lr * scale * factor
         idx = pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=gen).numpy()]
         x = D.to_batch(make_images(train_digits, idx, cfg.noise, gen)["images"])
         v, theta = model.crop(x)
-        rand = random_crops_like(x, theta, gen, margs.crop, near=cfg.near_negatives)
+        rand = random_crops_like(x, theta, gen, margs.crop, offset=cfg.negative_offset)
         emb, rand = model.embed(torch.cat((v, rand))).split(len(x))
         loss = triplet_hinge(emb, rand, cfg.margin)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         it += 1
+        model.crop_scale.fill_(crop_scale_at(cfg, it, margs))
         losses.append(float(loss.detach()))
         bar.update(1)
         if it % cfg.record_every == 0 or it == cfg.iterations:
@@ -560,6 +603,29 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     return ckpt
 
 
+def recording_name(digit: int, noise: int) -> str:
+    """File name of the shipped run for a digit and variant: ``coloc_3_clean.pt``."""
+    return f"coloc_{int(digit)}_{'noisy' if noise else 'clean'}.pt"
+
+
+def compact(ckpt: dict, test_digits) -> dict:
+    """A finished run made small for shipping: no optimiser state, float16 weights (the
+    ``crop_scale`` buffer stays float32), and the held-out accuracy re-measured on the rounded
+    weights (the float32 figure is kept in ``compact["final_float32"]``)."""
+    if ckpt.get("final") is None:
+        raise ValueError("only a finished co-localisation run can be compacted")
+    out = dict(ckpt)
+    out.pop("optimizer", None)
+    out["state_dict"] = {k: (v.half() if v.is_floating_point() and k != "crop_scale" else v)
+                         for k, v in ckpt["state_dict"].items()}
+    cfg = ColocConfig(**ckpt["config"])
+    held = held_out_set(test_digits, cfg.digit, cfg.noise, cfg.eval_seed)
+    m = evaluate_checkpoint(out, held["images"], held["boxes"])
+    out["final"] = {"accuracy": m["accuracy"], "mean_iou": m["mean_iou"], "n": m["n"]}
+    out["compact"] = {"dtype": "float16", "final_float32": ckpt["final"]}
+    return out
+
+
 def evaluate_checkpoint(ckpt: dict, images: np.ndarray, boxes: np.ndarray) -> dict:
     """IoU > 0.5 accuracy of a co-localisation checkpoint on ``images uint8 (N, 84, 84)``
     with ground-truth ``boxes (N, 4)``."""
@@ -573,5 +639,133 @@ def evaluate_checkpoint(ckpt: dict, images: np.ndarray, boxes: np.ndarray) -> di
                          f"got {tuple(images.shape)}")
     if boxes is None or np.asarray(boxes).shape != (len(images), 4):
         raise ValueError("co-localisation evaluation needs ground-truth boxes (N, 4) = x0, y0, x1, y1")
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
     return localisation_accuracy(model, images, np.asarray(boxes))
+
+
+# ----------------------------------------------------------------------------- shipped runs
+#: The paper's Table 5 gives 100% without noise and a per-digit range with noise.
+PAPER_CLEAN = 100.0
+PAPER_NOISY_RANGE = (75.0, 93.0)
+
+
+#: where the shipped runs live (relative to the repository root, where the app runs)
+RUNS_FOLDER = "checkpoints"
+
+
+def run_path(digit: int, noise: int, folder=None):
+    """``<folder>/coloc_<digit>_<clean|noisy>.pt`` (default folder :data:`RUNS_FOLDER`)."""
+    from pathlib import Path
+
+    return Path(RUNS_FOLDER if folder is None else folder) / recording_name(digit, noise)
+
+
+def load_run(path) -> dict:
+    """A co-localisation checkpoint for display: ``{"recording": arrays (see
+    :func:`recording_arrays`), "final", "config", "data", "iteration", "seconds"}``."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") != "colocalisation":
+        raise CheckpointError(f"{path} is not a co-localisation checkpoint")
+    return run_view(ckpt)
+
+
+def run_view(ckpt: dict) -> dict:
+    return {"recording": load_recording(ckpt), "final": ckpt.get("final"), "config": ckpt["config"],
+            "data": ckpt["data"], "iteration": int(ckpt["iteration"]),
+            "seconds": float(ckpt.get("seconds", 0.0)), "stopped": bool(ckpt.get("stopped"))}
+
+
+def collect_runs(folder=None) -> list[dict]:
+    """One row per finished co-localisation checkpoint ``coloc_*.pt`` in ``folder``: digit,
+    variant, accuracy (% IoU > 0.5 on the held-out images), mean IoU, n, iterations, file."""
+    from pathlib import Path
+
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    rows = []
+    for path in sorted(Path(RUNS_FOLDER if folder is None else folder).glob("coloc_*.pt")):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if ckpt.get("kind") != "colocalisation" or not ckpt.get("final"):
+            continue
+        cfg, f = ckpt["config"], ckpt["final"]
+        rows.append({"digit": int(cfg["digit"]), "variant": "noisy" if cfg["noise"] else "clean",
+                     "noise": int(cfg["noise"]), "accuracy": round(float(f["accuracy"]), 1),
+                     "mean_iou": round(float(f["mean_iou"]), 3), "n": int(f["n"]),
+                     "iterations": int(ckpt["iteration"]), "path": str(path),
+                     "n_train_digits": int(ckpt["data"]["n_train_digits"]),
+                     "is_sample": bool(ckpt["data"]["is_sample"])})
+    return sorted(rows, key=lambda r: (r["digit"], r["noise"]))
+
+
+def live_config(digit: int, noise: int, iterations: int, seed: int = 0) -> ColocConfig:
+    """A short run for the app: the default recipe scaled to ``iterations`` (the window shrinks
+    over the first 8/15, the learning rate drops after 4/5), recorded every ~1/40 of the run."""
+    iterations = int(iterations)
+    return ColocConfig(digit=digit, noise=noise, iterations=iterations,
+                       shrink_iterations=iterations * 8 // 15, lr_drop=max(1, iterations * 4 // 5),
+                       record_every=max(5, iterations // 40), n_eval=128, seed=seed,
+                       save_every=max(1, iterations)).check()
+
+
+class LiveRun:
+    """A co-localisation run on a background thread, for an interactive session.
+
+    ``start()`` returns at once; ``latest`` is the newest recorded checkpoint dict (None before
+    the first record), ``done``/``error`` tell how it ended, ``stop()`` asks it to end after
+    the current iteration (the result keeps everything recorded so far). Torch releases the
+    interpreter lock in its kernels, so other work in the process goes on while it trains.
+    """
+
+    def __init__(self, cfg: ColocConfig, train_digits, test_digits):
+        import threading
+
+        self.cfg = cfg.check()
+        self._digits = (train_digits, test_digits)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"coloc-live-{cfg.digit}", daemon=True)
+        self._latest: dict | None = None
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.started = time.time()
+
+    def start(self) -> "LiveRun":
+        self._thread.start()
+        return self
+
+    def _record(self, ckpt: dict) -> None:
+        with self._lock:
+            self._latest = ckpt
+
+    def _run(self) -> None:
+        try:
+            res = train(self.cfg, train_digits=self._digits[0], test_digits=self._digits[1], progress=False,
+                        on_record=self._record, should_stop=self._stop.is_set, log=lambda *a: None)
+            with self._lock:
+                self._latest = self.result = res
+        except Exception as exc:  # reported to the page, never raised on the server thread
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def latest(self) -> dict | None:
+        with self._lock:
+            return self._latest
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive() and (self.result is not None or self.error is not None)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)

@@ -70,6 +70,8 @@ def load_model(ckpt: dict):
 def evaluate_checkpoint(path, npz=None, data_dir=None, log=print) -> dict:
     """Error (%) of a checkpoint on its own fixed test set, or on an exported ``.npz``."""
     ckpt = load_checkpoint(path)
+    if ckpt.get("kind") == "colocalisation":
+        return evaluate_coloc(path, ckpt, npz, data_dir)
     if ckpt.get("kind", "classifier") != "classifier":
         raise CheckpointError(f"{path} is a {ckpt.get('kind')} checkpoint, not a classifier")
     model = load_model(ckpt)
@@ -96,6 +98,30 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print) -> dict:
     err, pred = evaluate_arrays(model, images, labels)
     return {"error": err, "n": int(len(labels)), "what": what, "recorded": ckpt.get("test_error"),
             "epoch": ckpt.get("epoch"), "predictions": pred}
+
+
+def evaluate_coloc(path, ckpt: dict, npz=None, data_dir=None) -> dict:
+    """IoU > 0.5 accuracy (%) of a co-localisation checkpoint on an exported ``coloc`` set
+    (``images`` (N, 84, 84), ``boxes`` (N, 4) = x0, y0, x1, y1 in pixels), or on its own
+    held-out images."""
+    from . import colocalisation as C
+
+    if npz is not None:
+        arrays, meta = load_npz(npz)
+        if "boxes" not in arrays:
+            raise ValueError(f"{npz}: no 'boxes' array — co-localisation needs an exported coloc set "
+                             f"(python -m stn_explore.data export --task coloc ...)")
+        images, boxes = arrays["images"], arrays["boxes"]
+        what = f"{len(images)} images from {npz}" + (" (sample data)" if meta.get("is_sample") else "")
+    else:
+        cfg = C.ColocConfig(**ckpt["config"])
+        held = C.held_out_set(load_digits("test", root=data_dir), cfg.digit, cfg.noise, cfg.eval_seed)
+        images, boxes = held["images"], held["boxes"]
+        what = f"its held-out images ({len(images)} test-split {cfg.digit}s, seed {cfg.eval_seed})"
+    m = C.evaluate_checkpoint(ckpt, images, boxes)
+    final = ckpt.get("final") or {}
+    return {"kind": "colocalisation", "accuracy": m["accuracy"], "mean_iou": m["mean_iou"], "n": m["n"],
+            "what": what, "recorded": final.get("accuracy"), "iteration": ckpt.get("iteration")}
 
 
 def compact_checkpoint(path, data_dir=None, log=print) -> dict | None:
@@ -159,9 +185,12 @@ def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
             "is_sample": info["is_sample"], "parameters": ckpt.get("parameters", {}).get("total"),
             "command": command_for(tc, path),
         })
+    from .colocalisation import collect_runs
+
+    coloc = [{**r, "path": Path(r["path"]).as_posix()} for r in collect_runs(folder)]
     return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
                     "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
-            "paper": PAPER, "results": rows, "in_progress": in_progress}
+            "paper": PAPER, "results": rows, "in_progress": in_progress, "colocalisation": coloc}
 
 
 def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
@@ -203,7 +232,26 @@ def results_markdown(results: dict) -> str:
         for key in ROW_ORDER:
             if ("addition", key) in by:
                 out.append(f"| {row_title(key)} | {cell('addition', key)} |")
+    if results.get("colocalisation"):
+        out += ["", coloc_markdown(results["colocalisation"])]
     return "\n".join(out) + "\n"
+
+
+def coloc_markdown(runs: list[dict]) -> str:
+    """Co-localisation accuracy per digit, clean and noisy, beside the paper's Table 5."""
+    from .colocalisation import PAPER_CLEAN, PAPER_NOISY_RANGE
+
+    by = {(r["digit"], r["variant"]): r for r in runs}
+    lo, hi = PAPER_NOISY_RANGE
+    out = ["| co-localisation, digit | " + " | ".join(str(d) for d in range(10)) + " |",
+           "|---|" + "---|" * 10]
+    for variant, paper in (("clean", f"{PAPER_CLEAN:.0f}"), ("noisy", f"{lo:.0f}–{hi:.0f}")):
+        cells = [f"**{by[(d, variant)]['accuracy']:.1f}**" if (d, variant) in by else "–" for d in range(10)]
+        out.append(f"| {variant} (paper {paper}) | " + " | ".join(cells) + " |")
+    out += ["", "% of held-out boxes with IoU > 0.5 (every test-split image of the digit, fixed placement); "
+                "`bash checkpoints/train_coloc.sh`, trained on the 10,000-digit training subset; – = not "
+                "trained yet. The paper gives 100% clean and 75–93% noisy depending on the digit."]
+    return "\n".join(out)
 
 
 def checkpoints_markdown(results: dict) -> str:
@@ -272,8 +320,15 @@ def main(argv=None) -> int:
             compact_checkpoint(path, args.data_dir)
         if args.checkpoint:
             r = evaluate_checkpoint(args.checkpoint, args.npz, args.data_dir)
-            rec = f" (recorded after epoch {r['epoch']}: {r['recorded']:.2f}%)" if r["recorded"] is not None else ""
-            print(f"{args.checkpoint}: {r['error']:.2f}% error on {r['what']}{rec}")
+            if r.get("kind") == "colocalisation":
+                rec = (f" (recorded after iteration {r['iteration']}: {r['recorded']:.1f}%)"
+                       if r["recorded"] is not None else "")
+                print(f"{args.checkpoint}: {r['accuracy']:.1f}% of boxes with IoU > 0.5 (mean IoU "
+                      f"{r['mean_iou']:.3f}) on {r['what']}{rec}")
+            else:
+                rec = (f" (recorded after epoch {r['epoch']}: {r['recorded']:.2f}%)"
+                       if r["recorded"] is not None else "")
+                print(f"{args.checkpoint}: {r['error']:.2f}% error on {r['what']}{rec}")
         if args.table:
             j, m = write_table(args.folder)
             print(f"wrote {j} and {m}")

@@ -219,3 +219,125 @@ def sweep_figure(values: np.ndarray, errors: dict, *, xlabel: str, shade: tuple 
               "xaxis": {"title": {"text": xlabel}}, "yaxis": {"title": {"text": "error %"}, "rangemode": "tozero"},
               "shapes": shapes, "legend": {"orientation": "h", "y": 1.08}, "paper_bgcolor": "rgba(0,0,0,0)"}
     return go.Figure({"data": data, "layout": layout})
+
+
+# ----------------------------------------------------------------------------- co-localisation
+TRUTH_COLOR = "#2ecc71"
+
+
+def mosaic(images: np.ndarray, cols: int = 4, gap: int = 4, fill: int = 70) -> tuple[np.ndarray, np.ndarray]:
+    """Tile grayscale images ``(P, H, W)`` into one image, ``cols`` per row with ``gap``
+    pixels between them → ``(mosaic uint8, offsets (P, 2) = x, y of each tile's corner)``."""
+    images = to_uint8(np.asarray(images))
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"images must have shape (P ≥ 1, H, W), got {images.shape}")
+    p, h, w = images.shape
+    rows = -(-p // cols)
+    out = np.full((rows * (h + gap) - gap, min(cols, p) * (w + gap) - gap), fill, np.uint8)
+    offsets = np.zeros((p, 2))
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+        offsets[i] = (c * (w + gap), r * (h + gap))
+    return out, offsets
+
+
+def _quads_xy(quads: np.ndarray, offsets: np.ndarray) -> tuple[list, list]:
+    closed = [np.vstack((q, q[:1])) + o for q, o in zip(np.asarray(quads, np.float64), offsets)]
+    return polyline_xy(closed)
+
+
+def coloc_figure(panel_images: np.ndarray, panel_boxes: np.ndarray, panel_quads: np.ndarray,
+                 iterations: np.ndarray, loss: np.ndarray, accuracy: np.ndarray, *,
+                 animate: bool = True, frame: int = -1, cols: int = 4, px: float = 1.6,
+                 title: str | None = None) -> go.Figure:
+    """Co-localisation training as a figure: the panel of images ``(P, H, W)`` with the
+    ground-truth boxes ``(P, 4)`` (green, x0 y0 x1 y1 in pixels) and the predicted crop
+    quadrilaterals ``(T, P, 4, 2)`` (red), beside the loss and accuracy (%) curves ``(T,)``
+    over ``iterations (T,)`` with a marker at the shown iteration.
+
+    ``animate=True``: one plotly frame per recorded iteration, with play/pause buttons and an
+    iteration slider (the figure opens at ``frame``). ``animate=False``: just ``frame``.
+    """
+    panel_quads = np.asarray(panel_quads, dtype=np.float64)
+    iterations = np.asarray(iterations)
+    t = len(iterations)
+    p = len(panel_images)
+    if panel_quads.shape != (t, p, 4, 2):
+        raise ValueError(f"panel_quads must have shape (T={t}, P={p}, 4, 2), got {panel_quads.shape}")
+    if np.asarray(panel_boxes).shape != (p, 4) or len(loss) != t or len(accuracy) != t:
+        raise ValueError("panel_boxes must be (P, 4) and loss/accuracy (T,)")
+    if t == 0:
+        raise ValueError("the recording is empty")
+    frame = frame % t
+    img, offsets = mosaic(panel_images, cols)
+    h, w = img.shape
+    b = np.asarray(panel_boxes, np.float64)
+    truth = np.stack([b[:, [0, 2, 2, 0]], b[:, [1, 1, 3, 3]]], -1)  # (P, 4, 2)
+    tx, ty = _quads_xy(truth, offsets)
+    it_list = iterations.tolist()
+    loss = np.asarray(loss, np.float64)
+    acc = np.asarray(accuracy, np.float64)
+    loss_y = [None if not np.isfinite(v) else round(float(v), 5) for v in loss]
+    acc_y = np.round(acc, 2).tolist()
+
+    def moving(k: int) -> list[dict]:
+        qx, qy = _quads_xy(panel_quads[k], offsets)
+        return [{"type": "scatter", "x": qx, "y": qy, "mode": "lines", "xaxis": "x", "yaxis": "y",
+                 "line": {"color": OUTLINE_COLOR, "width": 2}, "name": "predicted", "hoverinfo": "skip"},
+                {"type": "scatter", "x": [it_list[k]], "y": [loss_y[k]], "mode": "markers", "xaxis": "x2",
+                 "yaxis": "y2", "marker": {"size": 10, "color": OUTLINE_COLOR}, "hoverinfo": "skip"},
+                {"type": "scatter", "x": [it_list[k]], "y": [acc_y[k]], "mode": "markers", "xaxis": "x3",
+                 "yaxis": "y3", "marker": {"size": 10, "color": OUTLINE_COLOR}, "hoverinfo": "skip"}]
+
+    data = [
+        {**_image_trace(img), "xaxis": "x", "yaxis": "y", "hoverinfo": "skip", "hovertemplate": None},
+        {"type": "scatter", "x": tx, "y": ty, "mode": "lines", "xaxis": "x", "yaxis": "y", "name": "ground truth",
+         "line": {"color": TRUTH_COLOR, "width": 1.5, "dash": "dot"}, "hoverinfo": "skip"},
+        {"type": "scatter", "x": it_list, "y": loss_y, "mode": "lines", "xaxis": "x2", "yaxis": "y2",
+         "line": {"color": "#9aa5b1"}, "name": "loss", "hovertemplate": "iteration %{x}: loss %{y:.3f}<extra></extra>"},
+        {"type": "scatter", "x": it_list, "y": acc_y, "mode": "lines", "xaxis": "x3", "yaxis": "y3",
+         "line": {"color": "#1f77b4"}, "name": "accuracy",
+         "hovertemplate": "iteration %{x}: %{y:.1f}% IoU > 0.5<extra></extra>"},
+    ] + moving(frame)
+    moving_idx = [4, 5, 6]
+    img_w = int(w * px)
+    width = img_w + 420
+    height = max(int(h * px), 320) + 40 + (90 if animate else 0) + (28 if title else 0)
+    split = img_w / width
+    xmax = max(it_list[-1], 1)
+    layout = {
+        "width": width, "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)",
+        "margin": {"l": 4, "r": 10, "t": 30 + (28 if title else 0), "b": 10 + (90 if animate else 0)},
+        "title": {"text": title, "x": 0.5} if title else None, "dragmode": False,
+        "xaxis": {"domain": [0, split], "range": [-0.5, w - 0.5], "visible": False, "constrain": "domain"},
+        "yaxis": {"range": [h - 0.5, -0.5], "visible": False, "scaleanchor": "x", "constrain": "domain"},
+        "xaxis2": {"domain": [split + 0.1, 1], "anchor": "y2", "range": [0, xmax], "showticklabels": False},
+        "yaxis2": {"domain": [0.56, 1], "anchor": "x2", "title": {"text": "loss"}, "rangemode": "tozero"},
+        "xaxis3": {"domain": [split + 0.1, 1], "anchor": "y3", "range": [0, xmax],
+                   "title": {"text": "iteration"}},
+        "yaxis3": {"domain": [0, 0.44], "anchor": "x3", "title": {"text": "IoU > 0.5 (%)"}, "range": [0, 102]},
+        "annotations": [{"text": "green: ground truth (evaluation only) · red: the transformer's crop",
+                         "xref": "paper", "yref": "paper", "x": 0, "y": 1, "yanchor": "bottom",
+                         "xanchor": "left", "showarrow": False, "font": {"size": 11}}],
+    }
+    fig: dict = {"data": data, "layout": layout}
+    if animate:
+        fig["frames"] = [{"name": str(it_list[k]), "data": moving(k), "traces": moving_idx}
+                         for k in range(t)]
+        play = {"frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0},
+                "fromcurrent": True, "mode": "immediate"}
+        layout["updatemenus"] = [{
+            "type": "buttons", "direction": "left", "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
+            "pad": {"t": 40, "r": 10}, "showactive": False,
+            "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
+                        {"label": "❚❚ Pause", "method": "animate",
+                         "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate",
+                                           "transition": {"duration": 0}}]}]}]
+        layout["sliders"] = [{
+            "active": frame, "x": 0.16, "y": 0, "len": 0.84, "xanchor": "left", "yanchor": "top",
+            "pad": {"t": 30}, "currentvalue": {"prefix": "iteration ", "visible": True},
+            "steps": [{"label": str(it_list[k]), "method": "animate",
+                       "args": [[str(it_list[k])], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                                                    "transition": {"duration": 0}}]} for k in range(t)]}]
+    return go.Figure(fig)

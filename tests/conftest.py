@@ -52,3 +52,16 @@ def idx_dir(tmp_path) -> Path:
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", d.images)
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", d.labels.astype(np.uint8))
     return tmp_path
+
+
+@pytest.fixture
+def fresh_streamlit_caches():
+    """st.cache_* outlive an AppTest in this process: clear them around a test that changes
+    what the cached functions would return."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()

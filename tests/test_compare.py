@@ -113,19 +113,6 @@ def test_compare_page_sweep(monkeypatch):
     assert sweep["layout"]["shapes"][0]["x0"] == 0.7  # RTS trains on scales 0.7-1.2
 
 
-@pytest.fixture
-def fresh_streamlit_caches():
-    """st.cache_* outlive an AppTest in this process: clear them around a test that changes
-    what the cached functions would return."""
-    import streamlit as st
-
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def test_compare_page_missing_and_unfinished_checkpoints_name_the_command(tmp_path, idx_dir, monkeypatch,
                                                                           fresh_streamlit_caches):
     monkeypatch.setattr(compare, "checkpoint_path", lambda folder, task, row: tmp_path / f"{task}_{row}.pt")

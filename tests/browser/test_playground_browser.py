@@ -36,7 +36,8 @@ def slider_input(page, label: str):
 
 
 @pytest.mark.parametrize("path,name", [("/", "home"), ("/playground", "playground"), ("/compare", "compare"),
-                                       ("/paper", "paper")])
+                                       ("/paper", "paper"),
+                                       ("/colocalisation", "colocalisation")])
 def test_page_loads_without_exception(page, server, path, name):
     open_page(page, server, path)
     assert page.locator(ERROR_SELECTORS).count() == 0

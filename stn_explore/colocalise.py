@@ -1,0 +1,123 @@
+"""Co-localisation (paper appendix, Table 5): train a spatial transformer to find one MNIST
+digit class in 84×84 images without box labels, and record how its boxes move.
+
+Example (digit 3 on clean canvases; ``--noise 16`` adds the noisy variant's clutter)::
+
+    STN_DATA_DIR=../shared/data/mnist python -m stn_explore.colocalise --digit 3 \\
+        --out checkpoints/coloc_3_clean.pt
+
+The run trains on the training-split digits of that class (fresh random placements every
+iteration) and, every ``--record-every`` iterations, records the boxes of a fixed panel of 16
+held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (the ground
+truth is used for this evaluation only). Everything lives in one checkpoint, saved atomically
+every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
+makes a finished run small for shipping (float16 weights, no optimiser state). The page
+``/colocalisation`` plays the recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from . import colocalisation as C
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, training_lock
+from .mnist import DataSourceError, load_digits
+
+
+def default_out(digit: int, noise: int) -> Path:
+    return C.run_path(digit, noise)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = C.ColocConfig()
+    ap = argparse.ArgumentParser(prog="python -m stn_explore.colocalise", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--digit", type=int, required=True, help="the digit class to co-localise (0–9)")
+    ap.add_argument("--noise", type=int, default=0,
+                    help=f"clutter patches per image: 0 = clean (default), {C.NOISY} = the noisy variant")
+    ap.add_argument("--transform", choices=C.COLOC_TRANSFORMS, default=d.transform,
+                    help="translate = a moving 28×28 window (default); attention adds a scale; affine = 6 params")
+    ap.add_argument("--iterations", type=int, default=d.iterations, help=f"training steps (default {d.iterations})")
+    ap.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
+    ap.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    ap.add_argument("--lr-drop", type=int, default=d.lr_drop,
+                    help=f"divide the learning rate by 10 from this iteration on; 0 = never (default {d.lr_drop})")
+    ap.add_argument("--margin", type=float, default=d.margin, help=f"hinge margin α (default {d.margin})")
+    ap.add_argument("--start-scale", type=float, default=d.start_scale,
+                    help=f"curriculum: the window starts at this share of the image side (default {d.start_scale})")
+    ap.add_argument("--shrink-iterations", type=int, default=d.shrink_iterations,
+                    help=f"…and shrinks to 28×28 over this many iterations (default {d.shrink_iterations})")
+    ap.add_argument("--record-every", type=int, default=d.record_every,
+                    help=f"record boxes, loss and accuracy every k iterations (default {d.record_every})")
+    ap.add_argument("--save-every", type=int, default=d.save_every,
+                    help=f"save the checkpoint every k iterations (default {d.save_every})")
+    ap.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--out", help="checkpoint file (default checkpoints/coloc_<digit>_<clean|noisy>.pt)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out if it exists")
+    ap.add_argument("--compact", action="store_true",
+                    help="when finished, store float16 weights without optimiser state (re-measured)")
+    ap.add_argument("--data-dir", help="MNIST IDX folder (default $STN_DATA_DIR, else the bundled sample)")
+    ap.add_argument("--download", action="store_true", help="download full MNIST if no local copy exists")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = C.ColocConfig(digit=args.digit, noise=args.noise, transform=args.transform,
+                        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+                        lr_drop=args.lr_drop, margin=args.margin, start_scale=args.start_scale,
+                        shrink_iterations=min(args.shrink_iterations, args.iterations),
+                        record_every=args.record_every, save_every=args.save_every, seed=args.seed,
+                        threads=args.threads)
+    out = Path(args.out) if args.out else default_out(args.digit, args.noise)
+    try:
+        cfg.check()
+        resume_from = None
+        if args.resume and out.exists():
+            resume_from = load_checkpoint(out)
+            if resume_from.get("kind") != "colocalisation":
+                raise CheckpointError(f"{out} is not a co-localisation checkpoint")
+            saved = C.ColocConfig(**resume_from["config"])
+            if (saved.digit, saved.noise) != (cfg.digit, cfg.noise):
+                raise CheckpointError(f"{out} holds digit {saved.digit} noise {saved.noise}, not digit "
+                                      f"{cfg.digit} noise {cfg.noise}")
+            if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
+                print(f"{out} is finished ({resume_from['iteration']} iterations): "
+                      f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
+                return 0
+            # the saved recipe wins, except for a longer run
+            cfg = C.ColocConfig(**{**asdict(saved), "iterations": max(cfg.iterations, saved.iterations),
+                                   "threads": cfg.threads})
+            print(f"resuming {out} after iteration {resume_from['iteration']} (of {cfg.iterations})")
+        elif out.exists() and not args.resume:
+            raise CheckpointError(f"{out} exists; pass --resume to continue it or choose another --out")
+        train_digits = load_digits("train", root=args.data_dir, download=args.download)
+        test_digits = load_digits("test", root=args.data_dir, download=args.download)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with training_lock(out):
+            ckpt = C.train(cfg, train_digits=train_digits, test_digits=test_digits, out=out,
+                           resume_from=resume_from, progress=not args.no_progress,
+                           log=lambda m: print(m, flush=True))
+            if args.compact and ckpt["final"] is not None:
+                small = C.compact(ckpt, test_digits)
+                save_checkpoint(out, small)
+                print(f"compacted {out}: {small['final']['accuracy']:.1f}% with float16 weights "
+                      f"({out.stat().st_size / 1e6:.2f} MB)")
+    except (DataSourceError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {out} holds the last save; continue with --resume", file=sys.stderr)
+        return 130
+    tag = " (sample data)" if ckpt["data"]["is_sample"] else ""
+    print(f"done: {out} ({ckpt['data']['n_train_digits']} training digits of class {cfg.digit}){tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
