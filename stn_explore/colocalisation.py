@@ -394,6 +394,11 @@ class ColocConfig:
     negative_offset: float | None = 2.0
     #: the localisation network's learning rate as a multiple of ``lr``
     loc_lr_scale: float = 1.0
+    #: clutter curriculum (noisy variant): clutter pieces per training image rise linearly
+    #: from 0 at iteration ``clutter_from`` to ``noise`` over ``clutter_ramp`` iterations;
+    #: both 0 = full clutter from the start. Held-out images always carry full clutter.
+    clutter_from: int = 0
+    clutter_ramp: int = 0
     #: all learning rates ÷10 from this iteration on (0: never) — steadies the final boxes
     lr_drop: int = 1800
     embed_dim: int = 32
@@ -424,6 +429,12 @@ class ColocConfig:
                              f"must reach its final 28×28 size before the end), got {self.shrink_iterations}")
         if self.negative_offset is not None and not (0 <= self.negative_offset < 10):
             raise ValueError(f"negative_offset must be in [0, 10) half-widths or None, got {self.negative_offset}")
+        if self.clutter_from < 0 or self.clutter_ramp < 0:
+            raise ValueError(f"clutter_from and clutter_ramp must be ≥ 0, got {self.clutter_from}, "
+                             f"{self.clutter_ramp}")
+        if self.clutter_from + self.clutter_ramp > self.iterations:
+            raise ValueError(f"clutter_from + clutter_ramp = {self.clutter_from + self.clutter_ramp} must be "
+                             f"≤ iterations = {self.iterations} (full clutter must be reached)")
         if self.lr_drop < 0:
             raise ValueError(f"lr_drop must be ≥ 0 (0 = never), got {self.lr_drop}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -438,6 +449,15 @@ def crop_scale_at(cfg: ColocConfig, iteration: int, args: ColocArgs | None = Non
     if cfg.shrink_iterations <= 0:
         return end
     return end + (cfg.start_scale - end) * max(0.0, 1.0 - iteration / cfg.shrink_iterations)
+
+
+def clutter_at(cfg: ColocConfig, iteration: int) -> int:
+    """The clutter curriculum: clutter pieces per training image at ``iteration``."""
+    if iteration < cfg.clutter_from:
+        return 0
+    if cfg.clutter_ramp <= 0:
+        return cfg.noise
+    return int(round(cfg.noise * min(1.0, (iteration - cfg.clutter_from) / cfg.clutter_ramp)))
 
 
 def empty_recording(panel: dict) -> dict:
@@ -563,7 +583,7 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         for group, scale in zip(opt.param_groups, (cfg.loc_lr_scale, 1.0)):
             group["lr"] = cfg.lr * scale * factor
         idx = pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=gen).numpy()]
-        x = D.to_batch(make_images(train_digits, idx, cfg.noise, gen)["images"])
+        x = D.to_batch(make_images(train_digits, idx, clutter_at(cfg, it), gen)["images"])
         v, theta = model.crop(x)
         rand = random_crops_like(x, theta, gen, margs.crop, offset=cfg.negative_offset)
         emb, rand = model.embed(torch.cat((v, rand))).split(len(x))

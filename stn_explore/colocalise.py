@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"curriculum: the window starts at this share of the image side (default {d.start_scale})")
     ap.add_argument("--shrink-iterations", type=int, default=d.shrink_iterations,
                     help=f"…and shrinks to 28×28 over this many iterations (default {d.shrink_iterations})")
+    ap.add_argument("--clutter-from", type=int, default=d.clutter_from,
+                    help="noisy variant: train on clean images until this iteration… (default 0)")
+    ap.add_argument("--clutter-ramp", type=int, default=d.clutter_ramp,
+                    help="…then raise the clutter to --noise pieces over this many iterations (default 0: "
+                         "full clutter from the start)")
     ap.add_argument("--record-every", type=int, default=d.record_every,
                     help=f"record boxes, loss and accuracy every k iterations (default {d.record_every})")
     ap.add_argument("--save-every", type=int, default=d.save_every,
@@ -72,6 +77,7 @@ def main(argv=None) -> int:
                         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                         lr_drop=args.lr_drop, margin=args.margin, start_scale=args.start_scale,
                         shrink_iterations=min(args.shrink_iterations, args.iterations),
+                        clutter_from=args.clutter_from, clutter_ramp=args.clutter_ramp,
                         record_every=args.record_every, save_every=args.save_every, seed=args.seed,
                         threads=args.threads)
     out = Path(args.out) if args.out else default_out(args.digit, args.noise)

@@ -50,6 +50,20 @@ def make_task_set(task: str, split: str = "test", n: int = 10000, seed: int = 0,
     return arrays, meta
 
 
+def make_coloc_class_set(digits: Digits, split: str, digit: int, noise: int = 0, seed: int = 0,
+                         n: int = 0) -> tuple[dict, dict]:
+    """Co-localisation images of one digit class: the same images (and boxes) that
+    :func:`stn_explore.colocalisation.held_out_set` gives a run with ``eval_seed=seed`` —
+    every digit of the class in ``digits`` once (or the first ``n``). Returns ``(arrays, meta)``."""
+    from .colocalisation import coloc_config, held_out_set
+
+    arrays = held_out_set(digits, digit, noise, seed, n)
+    meta = {"task": "coloc", "config": D.config_to_dict(coloc_config(noise)), "split": split,
+            "seed": seed, "n": int(len(arrays["images"])), "digit": int(digit),
+            "source": digits.source, "is_sample": digits.is_sample, "format": 1}
+    return arrays, meta
+
+
 def save_npz(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     """Write arrays + meta to ``path`` atomically (temporary file, then rename)."""
     buf = io.BytesIO()
@@ -110,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=int, default=None, metavar="K",
                    help="clutter patches for coloc/cluttered (coloc default 0 = clean; 16 = noisy)")
+    p.add_argument("--digit", type=int, default=None, choices=range(10), metavar="D",
+                   help="coloc only: one digit class, exactly the held-out images a co-localisation "
+                        "run with eval seed --seed is measured on (at most --n of them)")
     p.add_argument("--out", required=True, help="output .npz path")
     _add_source_args(p)
     return ap
@@ -133,10 +150,16 @@ def main(argv=None) -> int:
                 if args.task not in ("coloc", "cluttered"):
                     raise ValueError("--noise applies to the coloc and cluttered tasks only")
                 cfg = D.with_overrides(cfg, n_clutter=args.noise)
+            if args.digit is not None and args.task != "coloc":
+                raise ValueError("--digit applies to the coloc task only")
             t0 = time.perf_counter()
             digits = _load(args, args.split)
             print(f"digits: {len(digits)} from {digits.source}", file=sys.stderr)
-            arrays, meta = make_task_set(args.task, args.split, args.n, args.seed, cfg, digits)
+            if args.digit is not None:
+                arrays, meta = make_coloc_class_set(digits, args.split, args.digit, args.noise or 0,
+                                                    args.seed, args.n)
+            else:
+                arrays, meta = make_task_set(args.task, args.split, args.n, args.seed, cfg, digits)
             save_npz(args.out, arrays, meta)
             print(f"wrote {args.out}: images {arrays['images'].shape} in "
                   f"{time.perf_counter() - t0:.1f} s" + (" (sample data)" if digits.is_sample else ""))

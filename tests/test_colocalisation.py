@@ -126,6 +126,15 @@ def test_config_checks():
         C.ColocConfig(iterations=100, shrink_iterations=200).check()
     with pytest.raises(ValueError, match="start_scale"):
         C.ColocConfig(start_scale=0.2).check()
+    with pytest.raises(ValueError, match="full clutter must be reached"):
+        C.ColocConfig(iterations=100, shrink_iterations=10, clutter_from=60, clutter_ramp=50).check()
+
+
+def test_clutter_curriculum_ramps_to_the_full_noise():
+    cfg = C.ColocConfig(noise=16, iterations=100, shrink_iterations=10, clutter_from=20, clutter_ramp=40)
+    assert [C.clutter_at(cfg, i) for i in (0, 19, 20, 30, 40, 60, 99)] == [0, 0, 0, 4, 8, 16, 16]
+    assert C.clutter_at(C.ColocConfig(noise=16), 0) == 16          # default: full clutter throughout
+    assert C.clutter_at(C.ColocConfig(noise=0, clutter_from=5), 50) == 0
 
 
 def test_curriculum_window_shrinks_to_a_native_crop():
@@ -181,8 +190,6 @@ def test_compact_keeps_the_window_and_re_measures(tmp_path):
 
 def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
     from stn_explore import colocalise, evaluate
-    from stn_explore.data import save_npz
-
     out = tmp_path / "run.pt"
     args = ["--digit", "1", "--iterations", "6", "--shrink-iterations", "3", "--lr-drop", "5",
             "--record-every", "3", "--batch-size", "4", "--no-progress", "--out", str(out)]
@@ -195,11 +202,17 @@ def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
     ck = load_checkpoint(out)
     assert ck["iteration"] == 9 and ck["compact"] and C.load_recording(ck)["iteration"].tolist() == [0, 3, 6, 9]
     capsys.readouterr()
-    # evaluate on an exported coloc set (the npz contract: images + boxes in pixels)
+    # evaluate on an exported one-class coloc set (the npz contract: images + boxes in pixels);
+    # `data export --digit` writes exactly the held-out images of a run with that eval seed
+    from stn_explore import data as data_mod
     from stn_explore.mnist import load_digits
     held = C.held_out_set(load_digits("test"), 1, 0, seed=5, n=30)
     npz = tmp_path / "coloc.npz"
-    save_npz(npz, {"images": held["images"], "labels": held["labels"], "boxes": held["boxes"]}, {"task": "coloc"})
+    assert data_mod.main(["export", "--task", "coloc", "--digit", "1", "--seed", "5", "--n", "30",
+                          "--out", str(npz)]) == 0
+    arrays, meta = data_mod.load_npz(npz)
+    assert meta["digit"] == 1 and (arrays["labels"] == 1).all()
+    assert all(np.array_equal(arrays[k], held[k]) for k in ("images", "boxes", "labels"))
     assert evaluate.main(["--checkpoint", str(out), "--npz", str(npz)]) == 0
     want = C.evaluate_checkpoint(ck, held["images"], held["boxes"])["accuracy"]
     assert f"{want:.1f}% of boxes with IoU > 0.5" in capsys.readouterr().out

@@ -190,6 +190,8 @@ def test_export_cli_errors_are_clear(tmp_path, capsys):
     assert rc == 2 and "no mnist test files" in capsys.readouterr().err
     rc = data_mod.main(["export", "--task", "rts", "--noise", "3", "--n", "5", "--out", str(tmp_path / "x.npz")])
     assert rc == 2 and "--noise" in capsys.readouterr().err
+    rc = data_mod.main(["export", "--task", "rts", "--digit", "3", "--n", "5", "--out", str(tmp_path / "x.npz")])
+    assert rc == 2 and "--digit applies to the coloc task only" in capsys.readouterr().err
 
 
 def test_export_from_bundled_sample_is_marked(tmp_path):
