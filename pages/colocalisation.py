@@ -93,7 +93,9 @@ if run is not None:
     st.plotly_chart(figure(run, True, f"digit {digit}, {variant} — {source}"), key="coloc_anim",
                     config={"displayModeBar": False})
     st.caption(summary(run) + " Press ▶ Play or drag the slider: the windows start large (the curriculum "
-               "lets every first crop hold the whole digit) and shrink to 28×28 around the digit.")
+               "lets every first crop hold the whole digit) and shrink to 28×28 around the digit"
+               + (" on clean images; then the clutter rises to full (the held-out images always carry it)."
+                  if noise else "."))
 
 st.subheader("Train live")
 st.caption("A short run of the same recipe in this browser session (other sessions are not blocked). "
@@ -114,7 +116,9 @@ live = S.get(LIVE)
 busy = live is not None and live.running
 l1, l2, l3 = st.columns([2, 1, 1])
 l1.slider("Iterations", 100, 1500, 400, step=50, key="coloc_live_iters", disabled=busy,
-          help="the window shrinks over the first 8/15 of the run, the learning rate drops after 4/5")
+          help="the shipped recipe scaled to this length: the window shrinks over the first 40% (clean) or "
+               "third (noisy; then the clutter rises to full over the next third), the learning rate "
+               "drops for the last tenth")
 l2.button("Start", type="primary", key="coloc_start", disabled=busy, on_click=start_live,
           help=f"train digit {digit} ({variant}) in this session")
 l3.button("Stop", key="coloc_stop", disabled=not busy, on_click=stop_live)

@@ -9,7 +9,9 @@ Example (digit 3 on clean canvases; ``--noise 16`` adds the noisy variant's clut
 The run trains on the training-split digits of that class (fresh random placements every
 iteration) and, every ``--record-every`` iterations, records the boxes of a fixed panel of 16
 held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (the ground
-truth is used for this evaluation only). Everything lives in one checkpoint, saved atomically
+truth is used for this evaluation only). Defaults are the recipe of
+:func:`stn_explore.colocalisation.recipe`: 2,000 iterations clean, 2,400 noisy (clean images
+first, clutter rising to full over the second third); ``--iterations`` scales the schedule. Everything lives in one checkpoint, saved atomically
 every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
 ``/colocalisation`` plays the recording.
@@ -40,21 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"clutter patches per image: 0 = clean (default), {C.NOISY} = the noisy variant")
     ap.add_argument("--transform", choices=C.COLOC_TRANSFORMS, default=d.transform,
                     help="translate = a moving 28×28 window (default); attention adds a scale; affine = 6 params")
-    ap.add_argument("--iterations", type=int, default=d.iterations, help=f"training steps (default {d.iterations})")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help=f"training steps (default {C.RECIPES['clean']['iterations']} clean, "
+                         f"{C.RECIPES['noisy']['iterations']} noisy); the schedule below scales with it")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
     ap.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
-    ap.add_argument("--lr-drop", type=int, default=d.lr_drop,
-                    help=f"divide the learning rate by 10 from this iteration on; 0 = never (default {d.lr_drop})")
+    ap.add_argument("--lr-drop", type=int, default=None,
+                    help="divide the learning rate by 10 from this iteration on; 0 = never (default: after "
+                         "90%% of the run clean, 11/12 noisy)")
     ap.add_argument("--margin", type=float, default=d.margin, help=f"hinge margin α (default {d.margin})")
     ap.add_argument("--start-scale", type=float, default=d.start_scale,
                     help=f"curriculum: the window starts at this share of the image side (default {d.start_scale})")
-    ap.add_argument("--shrink-iterations", type=int, default=d.shrink_iterations,
-                    help=f"…and shrinks to 28×28 over this many iterations (default {d.shrink_iterations})")
-    ap.add_argument("--clutter-from", type=int, default=d.clutter_from,
-                    help="noisy variant: train on clean images until this iteration… (default 0)")
-    ap.add_argument("--clutter-ramp", type=int, default=d.clutter_ramp,
-                    help="…then raise the clutter to --noise pieces over this many iterations (default 0: "
-                         "full clutter from the start)")
+    ap.add_argument("--shrink-iterations", type=int, default=None,
+                    help="…and shrinks to 28×28 over this many iterations (default: the first 40%% of the "
+                         "run clean, the first third noisy)")
+    ap.add_argument("--clutter-from", type=int, default=None,
+                    help="noisy variant: train on clean images until this iteration… (default: a third "
+                         "of the run)")
+    ap.add_argument("--clutter-ramp", type=int, default=None,
+                    help="…then raise the clutter to --noise pieces over this many iterations (default: "
+                         "a third of the run; 0 with --clutter-from 0 = full clutter from the start)")
     ap.add_argument("--record-every", type=int, default=d.record_every,
                     help=f"record boxes, loss and accuracy every k iterations (default {d.record_every})")
     ap.add_argument("--save-every", type=int, default=d.save_every,
@@ -73,16 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = C.ColocConfig(digit=args.digit, noise=args.noise, transform=args.transform,
-                        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-                        lr_drop=args.lr_drop, margin=args.margin, start_scale=args.start_scale,
-                        shrink_iterations=min(args.shrink_iterations, args.iterations),
-                        clutter_from=args.clutter_from, clutter_ramp=args.clutter_ramp,
-                        record_every=args.record_every, save_every=args.save_every, seed=args.seed,
-                        threads=args.threads)
     out = Path(args.out) if args.out else default_out(args.digit, args.noise)
     try:
-        cfg.check()
+        given = {k: v for k, v in (("lr_drop", args.lr_drop), ("shrink_iterations", args.shrink_iterations),
+                                   ("clutter_from", args.clutter_from), ("clutter_ramp", args.clutter_ramp))
+                 if v is not None}
+        cfg = C.recipe(args.digit, args.noise, args.iterations, transform=args.transform,
+                       batch_size=args.batch_size, lr=args.lr, margin=args.margin, start_scale=args.start_scale,
+                       record_every=args.record_every, save_every=args.save_every, seed=args.seed,
+                       threads=args.threads, **given)
         resume_from = None
         if args.resume and out.exists():
             resume_from = load_checkpoint(out)

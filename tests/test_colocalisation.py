@@ -135,6 +135,20 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
     assert [C.clutter_at(cfg, i) for i in (0, 19, 20, 30, 40, 60, 99)] == [0, 0, 0, 4, 8, 16, 16]
     assert C.clutter_at(C.ColocConfig(noise=16), 0) == 16          # default: full clutter throughout
     assert C.clutter_at(C.ColocConfig(noise=0, clutter_from=5), 50) == 0
+    noisy = C.recipe(3, 16)                                        # the shipped noisy recipe
+    assert (noisy.iterations, noisy.shrink_iterations, noisy.clutter_from, noisy.clutter_ramp,
+            noisy.lr_drop) == (2400, 800, 800, 800, 2200)
+    clean = C.recipe(3, 0, 1000)                                   # scaled to the run length
+    assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from) == (400, 900, 0)
+
+
+def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
+    from stn_explore import colocalise
+    out = tmp_path / "noisy.pt"
+    assert colocalise.main(["--digit", "1", "--noise", "4", "--iterations", "12", "--record-every", "6",
+                            "--batch-size", "4", "--no-progress", "--out", str(out)]) == 0
+    cfg = load_checkpoint(out)["config"]
+    assert (cfg["shrink_iterations"], cfg["clutter_from"], cfg["clutter_ramp"], cfg["lr_drop"]) == (4, 4, 4, 11)
 
 
 def test_curriculum_window_shrinks_to_a_native_crop():
