@@ -126,8 +126,24 @@ def test_config_checks():
         C.ColocConfig(iterations=100, shrink_iterations=200).check()
     with pytest.raises(ValueError, match="start_scale"):
         C.ColocConfig(start_scale=0.2).check()
+    with pytest.raises(ValueError, match="fine_from"):
+        C.ColocConfig(iterations=100, shrink_iterations=10, fine_from=101).check()
     with pytest.raises(ValueError, match="full clutter must be reached"):
         C.ColocConfig(iterations=100, shrink_iterations=10, clutter_from=60, clutter_ramp=50).check()
+
+
+def test_precision_stage_moves_the_random_crops_closer():
+    cfg = C.ColocConfig(iterations=100, shrink_iterations=10, negative_offset=2.0, fine_from=60, fine_offset=1.0)
+    assert [C.negative_offset_at(cfg, i) for i in (0, 59, 60, 99)] == [2.0, 2.0, 1.0, 1.0]
+    assert C.negative_offset_at(C.ColocConfig(), 10_000) == 2.0      # fine_from = 0: never
+    # the share of the random crop that overlaps the (centred) window: large at 1, small at 2
+    x = torch.zeros(512, 1, 84, 84)
+    x[..., 28:56, 28:56] = 1
+    theta = C.params_to_theta("translate", torch.zeros(512, 2))
+    gen = torch.Generator().manual_seed(0)
+    near = float(C.random_crops_like(x, theta, gen, 28, offset=1.0).mean())
+    far = float(C.random_crops_like(x, theta, gen, 28, offset=2.0).mean())
+    assert near > 0.15 and far < 0.05, (near, far)
 
 
 def test_clutter_curriculum_ramps_to_the_full_noise():
@@ -137,9 +153,9 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
     assert C.clutter_at(C.ColocConfig(noise=0, clutter_from=5), 50) == 0
     noisy = C.recipe(3, 16)                                        # the shipped noisy recipe
     assert (noisy.iterations, noisy.shrink_iterations, noisy.clutter_from, noisy.clutter_ramp,
-            noisy.lr_drop) == (2400, 800, 800, 800, 2200)
-    clean = C.recipe(3, 0, 1000)                                   # scaled to the run length
-    assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from) == (400, 900, 0)
+            noisy.fine_from, noisy.lr_drop) == (3200, 800, 800, 800, 1600, 1600)
+    clean = C.recipe(3, 0, 1200)                                   # scaled to the run length
+    assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from, clean.fine_from) == (400, 1000, 0, 600)
 
 
 def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
@@ -148,7 +164,8 @@ def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
     assert colocalise.main(["--digit", "1", "--noise", "4", "--iterations", "12", "--record-every", "6",
                             "--batch-size", "4", "--no-progress", "--out", str(out)]) == 0
     cfg = load_checkpoint(out)["config"]
-    assert (cfg["shrink_iterations"], cfg["clutter_from"], cfg["clutter_ramp"], cfg["lr_drop"]) == (4, 4, 4, 11)
+    assert (cfg["shrink_iterations"], cfg["clutter_from"], cfg["clutter_ramp"], cfg["fine_from"],
+            cfg["lr_drop"]) == (3, 3, 3, 6, 6)
 
 
 def test_curriculum_window_shrinks_to_a_native_crop():
