@@ -12,8 +12,8 @@ held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (t
 truth is used for this evaluation only). Defaults are the recipe of
 :func:`stn_explore.colocalisation.recipe`: 2,400 iterations clean, 3,200 noisy (clean images
 first, clutter rising to full over the second quarter), random crops moved next to the window
-from half-way; ``--iterations`` scales the schedule. Everything lives in one checkpoint, saved atomically
-every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
+later on (precision stage); ``--iterations`` scales the schedule. Everything lives in one
+checkpoint, saved atomically every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
 ``/colocalisation`` plays the recording.
 """
@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "a quarter of the run; 0 with --clutter-from 0 = full clutter from the start)")
     ap.add_argument("--fine-from", type=int, default=None,
                     help="precision stage: from this iteration the random crops lie ½–1 window widths "
-                         "from the window instead of 1–1½ (default: half-way; 0 = never)")
+                         "from the window instead of 1–1½ (default: after 2/3 of the run clean, half-way "
+                         "noisy; 0 = never)")
     ap.add_argument("--record-every", type=int, default=d.record_every,
                     help=f"record boxes, loss and accuracy every k iterations (default {d.record_every})")
     ap.add_argument("--save-every", type=int, default=d.save_every,

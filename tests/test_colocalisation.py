@@ -155,7 +155,7 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
     assert (noisy.iterations, noisy.shrink_iterations, noisy.clutter_from, noisy.clutter_ramp,
             noisy.fine_from, noisy.lr_drop) == (3200, 800, 800, 800, 1600, 1600)
     clean = C.recipe(3, 0, 1200)                                   # scaled to the run length
-    assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from, clean.fine_from) == (400, 1000, 0, 600)
+    assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from, clean.fine_from) == (400, 1000, 0, 800)
 
 
 def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
