@@ -5,9 +5,9 @@
 # Every run uses the CLI's default recipe (stn_explore.colocalisation.recipe), batch 32, Adam 1e-3:
 #   clean  2,400 iterations: window shrinks from 0.9 of the image to 28×28 over the first 800;
 #          random crops next to the window from 1,600 (precision stage); lr ÷10 from 2,000.
-#   noisy  3,200 iterations: the same start on clean images; clutter rises from 0 to 16 pieces
+#   noisy  4,800 iterations: the same start on clean images; clutter rises from 0 to 16 pieces
 #          over 800–1,600; precision stage from 1,600 at lr ÷10.
-# About 2–3 minutes per run at 1 thread; finished runs are skipped, interrupted ones resume.
+# About 2 (clean) to 4 (noisy) minutes per run at 1 thread; finished runs are skipped, interrupted ones resume.
 # --compact stores float16 weights and re-measures the accuracy.
 # Split the work between processes with e.g. DIGITS="0 1 2 3 4" and NOISES="16".
 set -uo pipefail

@@ -10,8 +10,8 @@ The run trains on the training-split digits of that class (fresh random placemen
 iteration) and, every ``--record-every`` iterations, records the boxes of a fixed panel of 16
 held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (the ground
 truth is used for this evaluation only). Defaults are the recipe of
-:func:`stn_explore.colocalisation.recipe`: 2,400 iterations clean, 3,200 noisy (clean images
-first, clutter rising to full over the second quarter), random crops moved next to the window
+:func:`stn_explore.colocalisation.recipe`: 2,400 iterations clean, 4,800 noisy (clean images
+first, clutter rising to full over the second sixth), random crops moved next to the window
 later on (precision stage); ``--iterations`` scales the schedule. Everything lives in one
 checkpoint, saved atomically every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
@@ -50,22 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     ap.add_argument("--lr-drop", type=int, default=None,
                     help="divide the learning rate by 10 from this iteration on; 0 = never (default: after "
-                         "5/6 of the run clean, half-way noisy)")
+                         "5/6 of the run clean, 1/3 noisy)")
     ap.add_argument("--margin", type=float, default=d.margin, help=f"hinge margin α (default {d.margin})")
     ap.add_argument("--start-scale", type=float, default=d.start_scale,
                     help=f"curriculum: the window starts at this share of the image side (default {d.start_scale})")
     ap.add_argument("--shrink-iterations", type=int, default=None,
                     help="…and shrinks to 28×28 over this many iterations (default: the first third of the "
-                         "run clean, the first quarter noisy)")
+                         "run clean, the first sixth noisy)")
     ap.add_argument("--clutter-from", type=int, default=None,
-                    help="noisy variant: train on clean images until this iteration… (default: a quarter "
+                    help="noisy variant: train on clean images until this iteration… (default: a sixth "
                          "of the run)")
     ap.add_argument("--clutter-ramp", type=int, default=None,
                     help="…then raise the clutter to --noise pieces over this many iterations (default: "
-                         "a quarter of the run; 0 with --clutter-from 0 = full clutter from the start)")
+                         "a sixth of the run; 0 with --clutter-from 0 = full clutter from the start)")
     ap.add_argument("--fine-from", type=int, default=None,
                     help="precision stage: from this iteration the random crops lie ½–1 window widths "
-                         "from the window instead of 1–1½ (default: after 2/3 of the run clean, half-way "
+                         "from the window instead of 1–1½ (default: after 2/3 of the run clean, 1/3 "
                          "noisy; 0 = never)")
     ap.add_argument("--record-every", type=int, default=d.record_every,
                     help=f"record boxes, loss and accuracy every k iterations (default {d.record_every})")

@@ -153,7 +153,7 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
     assert C.clutter_at(C.ColocConfig(noise=0, clutter_from=5), 50) == 0
     noisy = C.recipe(3, 16)                                        # the shipped noisy recipe
     assert (noisy.iterations, noisy.shrink_iterations, noisy.clutter_from, noisy.clutter_ramp,
-            noisy.fine_from, noisy.lr_drop) == (3200, 800, 800, 800, 1600, 1600)
+            noisy.fine_from, noisy.lr_drop) == (4800, 800, 800, 800, 1600, 1600)
     clean = C.recipe(3, 0, 1200)                                   # scaled to the run length
     assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from, clean.fine_from) == (400, 1000, 0, 800)
 
@@ -165,7 +165,7 @@ def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
                             "--batch-size", "4", "--no-progress", "--out", str(out)]) == 0
     cfg = load_checkpoint(out)["config"]
     assert (cfg["shrink_iterations"], cfg["clutter_from"], cfg["clutter_ramp"], cfg["fine_from"],
-            cfg["lr_drop"]) == (3, 3, 3, 6, 6)
+            cfg["lr_drop"]) == (2, 2, 2, 4, 4)
 
 
 def test_curriculum_window_shrinks_to_a_native_crop():
