@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from app_shell import ensure_router
+from components.digit_pad import digit_pad
 from stn_explore import compare, figures
 from stn_explore import playground as pg
 from stn_explore import distortions as D
@@ -104,8 +105,8 @@ if problems:
 
 config = stcnn.checkpoint["data"]["config"]
 images, labels, source, _ = test_images(task, config)
-source_kind = st.radio("digit", ["test set", "your own image"], key="cmp_source", horizontal=True,
-                       bind="query-params")
+source_kind = st.radio("digit", ["test set", "your own image", "draw a digit"], key="cmp_source",
+                       horizontal=True, bind="query-params")
 if task == "addition" and source_kind != "test set":
     st.info("MNIST addition needs two digits in two channels: pick a test image.")
     source_kind = "test set"
@@ -117,20 +118,39 @@ if source_kind == "test set":
     c3.caption(f"from the fixed {task} test set (seed 0) made from the MNIST test split — {source}")
     shown, shown_label = images[int(index):int(index) + 1], int(labels[int(index)])
 else:
-    up = st.file_uploader("an image of one handwritten digit (PNG, JPEG, …)", key="cmp_upload")
-    if up is None:
-        st.info("Upload an image of a digit: it is converted the way MNIST was made, and shown.")
-        st.stop()
+    o1, o2, o3 = st.columns([1, 1, 2]) if source_kind == "your own image" else st.columns([1.6, 0.8, 1.6])
+    if source_kind == "your own image":
+        up = st.file_uploader("an image of one handwritten digit (PNG, JPEG, …)", key="cmp_upload")
+        if up is None:
+            st.info("Upload an image of a digit: it is converted the way MNIST was made, and shown.")
+            st.stop()
+        name = up.name
+        try:
+            raw, _ = pg.load_image_bytes(up.getvalue())
+        except ValueError as exc:
+            st.error(f"**{name}**: {exc}")
+            st.stop()
+    else:
+        name = "your drawing"
+        with o1:
+            try:
+                raw = digit_pad(key="cmp_pad")
+            except ValueError as exc:
+                st.error(str(exc))
+                st.stop()
+        if raw is None:
+            o3.info("Draw a digit in the black square: when you lift the pen it is converted the way "
+                    "MNIST was made and both models classify it.")
+            st.stop()
     try:
-        raw, _ = pg.load_image_bytes(up.getvalue())
         digit, steps = compare.prepare_digit(raw)
     except ValueError as exc:
-        st.error(f"**{up.name}**: {exc}")
+        st.error(f"**{name}**: {exc}")
         st.stop()
     canvas = images.shape[-1]
     shown, shown_label = compare.base_images(task, digit[None], canvas), None
-    o1, o2, o3 = st.columns([1, 1, 2])
-    o1.image(raw, caption=f"{up.name} as uploaded", width=120, clamp=True)
+    if source_kind == "your own image":
+        o1.image(raw, caption=f"{name} as uploaded", width=120, clamp=True)
     o2.image(shown[0], caption=f"as the models see it ({canvas}×{canvas})", width=120)
     o3.markdown("Conversion: " + "; ".join(steps) + f"; placed at the centre of the {task} canvas.")
 

@@ -211,3 +211,34 @@ def test_compare_page_addition_shows_both_channels_and_both_transformers(tmp_pat
     at.radio(key="cmp_source").set_value("your own image").run()
     assert not at.exception and any("two digits" in i.value for i in at.info)
     assert not at.get("button_group")
+
+
+def test_digit_pad_payload_round_trip_and_errors():
+    import base64
+
+    from components.digit_pad import decode_drawing
+
+    img = np.zeros((56, 56), np.uint8)
+    img[8:48, 24:32] = 255  # a "1"
+    payload = {"w": 56, "h": 56, "pixels": base64.b64encode(img.tobytes()).decode(), "nonce": 3}
+    got = decode_drawing(payload)
+    assert got.shape == (56, 56) and got.max() == 1.0 and np.array_equal(got > 0.5, img > 127)
+    digit, steps = compare.prepare_digit(got)
+    assert digit.shape == (28, 28) and not any("inverted" in s for s in steps)  # already light on dark
+    assert decode_drawing(None) is None and decode_drawing({"empty": True, "nonce": 4}) is None
+    with pytest.raises(ValueError, match="could not be read"):
+        decode_drawing({"w": 56, "h": 56, "pixels": base64.b64encode(b"short").decode()})
+    with pytest.raises(ValueError, match="could not be read"):
+        decode_drawing({"w": 56, "h": 56, "pixels": "not base64!"})
+    with pytest.raises(ValueError, match="could not be read"):
+        decode_drawing({"w": "x", "h": 56, "pixels": ""})
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_draw_mode_waits_for_a_drawing():
+    at = app(cmp_source="draw a digit")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="cmp_source").value == "draw a digit"
+    assert any("Draw a digit in the black square" in i.value for i in at.info)
+    assert not at.get("plotly_chart")  # nothing to classify yet

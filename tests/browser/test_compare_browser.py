@@ -33,3 +33,44 @@ def test_extra_rotation_updates_both_predictions(page, server):
         const d = [...c.querySelectorAll('.point path')].map(e => e.getAttribute('d'));
         return JSON.stringify(d) !== JSON.stringify(old); }""", arg=bars_before)
     screenshot(page, "compare_rotated")
+
+
+def stroke(page, canvas, points):
+    """Draw one stroke through ``points`` given as fractions (x, y) of the pad."""
+    box = canvas.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(xy, xy[1:]):
+        for k in range(1, 9):
+            page.mouse.move(x0 + (x1 - x0) * k / 8, y0 + (y1 - y0) * k / 8)
+    page.mouse.up()
+
+
+def test_drawn_digit_is_classified_and_clear_resets(page, server):
+    page.goto(server["url"] + "/compare?cmp_task=rts&cmp_source=draw+a+digit")
+    wait_idle(page)
+    canvas = page.locator(".stn-pad canvas.stn-pad-canvas")
+    canvas.wait_for()
+    expect(page.get_by_text("Draw a digit in the black square")).to_be_visible()
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(0)
+    stroke(page, canvas, [(0.5, 0.15), (0.5, 0.85)])  # a "1"
+    expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "1")
+    expect(charts).to_have_count(4, timeout=30_000)
+    expect(page.get_by_text("as the models see it")).to_be_visible()
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                              .every(c => c.querySelector('.main-svg'))""")
+    titles = charts.locator(".gtitle").evaluate_all("els => els.map(e => e.textContent)")
+    # a vertical stroke is a "1" to both models (the titles name the predicted class)
+    assert [t.split(" (")[0] for t in titles[-2:]] == ["CNN: 1", "ST-CNN: 1"], titles
+    assert page.locator('[data-testid="stException"]').count() == 0
+    v_one = charts.nth(1).locator("image").first.get_attribute("href")
+    stroke(page, canvas, [(0.2, 0.15), (0.5, 0.15)])  # a bar on top: now more like a "7"
+    expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "2")
+    expect(charts.nth(1).locator("image").first).not_to_have_attribute("href", v_one, timeout=30_000)
+    screenshot(page, "compare_drawn")
+    page.locator(".stn-pad-clear").click()
+    expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "0")
+    expect(page.get_by_text("Draw a digit in the black square")).to_be_visible(timeout=30_000)
+    expect(charts).to_have_count(0)
