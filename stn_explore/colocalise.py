@@ -12,7 +12,8 @@ held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (t
 truth is used for this evaluation only). Defaults are the recipe of
 :func:`stn_explore.colocalisation.recipe`: 2,400 iterations clean, 4,800 noisy (clean images
 first, clutter rising to full over the second sixth), random crops moved next to the window
-later on (precision stage); ``--iterations`` scales the schedule. Everything lives in one
+later on (precision stage), four random crops per image clean, one noisy; ``--iterations``
+scales the schedule. Everything lives in one
 checkpoint, saved atomically every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
 ``/colocalisation`` plays the recording.
@@ -50,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     ap.add_argument("--lr-drop", type=int, default=None,
                     help="divide the learning rate by 10 from this iteration on; 0 = never (default: after "
-                         "5/6 of the run clean, 1/3 noisy)")
+                         "2/3 of the run clean, 1/3 noisy)")
     ap.add_argument("--margin", type=float, default=d.margin, help=f"hinge margin α (default {d.margin})")
+    ap.add_argument("--negatives", type=int, default=None,
+                    help=f"random crops I^rand per image, the hinge averaged over them (default "
+                         f"{C.RECIPES['clean']['negatives']} clean, {C.RECIPES['noisy']['negatives']} noisy; "
+                         f"the paper: 1)")
     ap.add_argument("--start-scale", type=float, default=d.start_scale,
                     help=f"curriculum: the window starts at this share of the image side (default {d.start_scale})")
     ap.add_argument("--shrink-iterations", type=int, default=None,
@@ -89,7 +94,7 @@ def main(argv=None) -> int:
     try:
         given = {k: v for k, v in (("lr_drop", args.lr_drop), ("shrink_iterations", args.shrink_iterations),
                                    ("clutter_from", args.clutter_from), ("clutter_ramp", args.clutter_ramp),
-                                   ("fine_from", args.fine_from))
+                                   ("fine_from", args.fine_from), ("negatives", args.negatives))
                  if v is not None}
         cfg = C.recipe(args.digit, args.noise, args.iterations, transform=args.transform,
                        batch_size=args.batch_size, lr=args.lr, margin=args.margin, start_scale=args.start_scale,
