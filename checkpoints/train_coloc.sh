@@ -5,7 +5,7 @@
 # Every run uses the CLI's default recipe (stn_explore.colocalisation.recipe), batch 32, Adam 1e-3:
 #   clean  2,400 iterations, the hinge averaged over four random crops per image: the window
 #          shrinks from 0.9 of the image to 28×28 over the first 800;
-#          random crops next to the window from 1,600 (precision stage) at lr ÷10.
+#          lr ÷10 from 1,200; random crops next to the window from 1,600 (precision stage).
 #   noisy  4,800 iterations, one random crop per image: the same shrinking window on clean
 #          images first; clutter rises from 0 to 16 pieces
 #          over 800–1,600; precision stage from 1,600 at lr ÷10.

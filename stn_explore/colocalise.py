@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     ap.add_argument("--lr-drop", type=int, default=None,
                     help="divide the learning rate by 10 from this iteration on; 0 = never (default: after "
-                         "2/3 of the run clean, 1/3 noisy)")
+                         "1/2 of the run clean, 1/3 noisy)")
     ap.add_argument("--margin", type=float, default=d.margin, help=f"hinge margin α (default {d.margin})")
     ap.add_argument("--negatives", type=int, default=None,
                     help=f"random crops I^rand per image, the hinge averaged over them (default "

@@ -170,7 +170,7 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
             noisy.fine_from, noisy.lr_drop, noisy.negatives) == (4800, 800, 800, 800, 1600, 1600, 1)
     clean = C.recipe(3, 0, 1200)                                   # scaled to the run length
     assert (clean.shrink_iterations, clean.lr_drop, clean.clutter_from, clean.fine_from,
-            clean.negatives) == (400, 800, 0, 800, 4)
+            clean.negatives) == (400, 600, 0, 800, 4)
     assert C.recipe(3, 0, negatives=1).negatives == 1 and C.ColocConfig().negatives == 1  # the paper's
 
 
