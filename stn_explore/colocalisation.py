@@ -30,16 +30,17 @@ so crops can only agree by *centring* it) and shrinking it to 28×28 over the fi
 iterations, with ``I^rand`` one to 1½ window widths away, makes the windows follow the digit.
 Once on the digit, the windows stopped getting more precise: with ``I^rand`` a window width
 away, a crop a few pixels off the common position already satisfies the margin, so the hinge
-is zero and nothing pulls it further. A precision stage (:func:`negative_offset_at`) moves ``I^rand`` to ½–1 window widths away, overlapping the window, which makes a misaligned
-crop resemble its own random crop. The clean recipe compares each crop with four random crops
+is zero and nothing pulls it further. A precision stage (:func:`negative_offset_at`) moves
+``I^rand`` to ½–1 window widths away, overlapping the window, which makes a misaligned crop
+resemble its own random crop. The clean recipe compares each crop with four random crops
 of its image (the hinge averaged over them, ``negatives``) instead of the paper's one: with
 one, the held-out accuracy swung by tens of points between records and a run ended wherever
 the swing was when the learning rate dropped (clean digits 3 and 5 ended at 84.5% and 66.1%
-with ``--negatives 1 --lr-drop 2000``). With clutter, four made the windows worse (noisy digits 5 and 7:
-4.0% and 31.9% with ``--negatives 4``, 56.6% and 48.5% with one), so the noisy recipe keeps
-the paper's one. The noisy variant adds a clutter curriculum: with 16
+with ``--negatives 1 --lr-drop 2000``). With clutter, four made the windows worse (noisy
+digits 5 and 7: 4.0% and 31.9% with ``--negatives 4``, 56.6% and 48.5% with one), so the
+noisy recipe keeps the paper's one. The noisy variant adds a clutter curriculum: with 16
 clutter pieces from the start the windows collapsed (≈ 2% correct in our trials), so it first
-runs the clean recipe and then raises the clutter from 0 to 16 pieces over the second sixth
+shrinks the window on clean images and then raises the clutter from 0 to 16 pieces over the second sixth
 of the run (:func:`clutter_at`). :func:`recipe` holds both schedules. The curricula are ours,
 not the paper's; the loss is the paper's.
 
