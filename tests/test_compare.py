@@ -57,6 +57,16 @@ def test_predict_returns_transformer_view(tmp_path, idx_dir):
     out = compare.predict(loaded.model, images)
     assert out["probs"].shape == (3, 10) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
     assert out["grid"].shape == (3, 42, 42, 2) and out["v"].shape == (3, 1, 42, 42)
+    # the fast path (channels-last weights and inputs, batches of 200) = the plain model
+    from stn_explore.distortions import to_batch
+    from stn_explore.evaluate import load_model
+    images = np.random.default_rng(0).integers(0, 256, (450, 42, 42), dtype=np.uint8)
+    plain = load_model(loaded.checkpoint).eval()
+    with torch.no_grad():
+        logits, aux = plain(to_batch(images), return_aux=True)
+    fast = compare.predict(loaded.model, images)
+    assert np.allclose(fast["probs"], torch.softmax(logits, 1).numpy(), atol=1e-5)
+    assert np.allclose(fast["v"], aux["v"][0].numpy(), atol=1e-5)
 
 
 def test_missing_command_names_the_training_cli():
