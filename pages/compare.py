@@ -118,7 +118,6 @@ if source_kind == "test set":
     c3.caption(f"from the fixed {task} test set (seed 0) made from the MNIST test split — {source}")
     shown, shown_label = images[int(index):int(index) + 1], int(labels[int(index)])
 else:
-    o1, o2, o3 = st.columns([1, 1, 2]) if source_kind == "your own image" else st.columns([1.6, 0.8, 1.6])
     if source_kind == "your own image":
         up = st.file_uploader("an image of one handwritten digit (PNG, JPEG, …)", key="cmp_upload")
         if up is None:
@@ -130,8 +129,10 @@ else:
         except ValueError as exc:
             st.error(f"**{name}**: {exc}")
             st.stop()
+        o1, o2, o3 = st.columns([1, 1, 2])  # below the uploader: as uploaded, as seen, conversion
     else:
         name = "your drawing"
+        o1, o2, o3 = st.columns([1.6, 0.8, 1.6])  # the pad, as seen, conversion
         with o1:
             try:
                 raw = digit_pad(key="cmp_pad")

@@ -783,7 +783,7 @@ def recipe(digit: int, noise: int, iterations: int | None = None, **overrides) -
     n = int(iterations or r["iterations"])
     sched = {"shrink_iterations": round(n * r["shrink"]), "lr_drop": max(1, round(n * r["lr_drop"])),
              "clutter_from": round(n * r["clutter_from"]), "clutter_ramp": round(n * r["clutter_ramp"]),
-             "fine_from": max(1, round(n * r["fine_from"])) if r["fine_from"] else 0,
+             "fine_from": max(1, round(n * r["fine_from"])),
              "negatives": r["negatives"]}
     return ColocConfig(**{"digit": digit, "noise": noise, "iterations": n, **sched, **overrides}).check()
 
