@@ -59,7 +59,8 @@ def summary(run: dict) -> str:
 st.title("Co-localisation")
 st.markdown(
     "The paper's appendix experiment: every image holds one digit **of the same class** somewhere on an "
-    "84×84 canvas. A spatial transformer crops a 28×28 view and an embedding network compares crops; the "
+    "84×84 canvas. A spatial transformer crops a 28×28 view (its localisation network scores every window "
+    "position and puts the window at the score-weighted mean) and an embedding network compares crops; the "
     "only training signal is a hinge loss saying *the crops of two images should look more alike than a "
     "crop and another patch of its own image*. No boxes are used in training — the green ground-truth "
     "boxes below are for scoring only (a box counts as correct when its IoU with the truth exceeds 0.5).")
@@ -104,7 +105,8 @@ st.caption("A short run of the same recipe in this browser session (other sessio
 
 def start_live() -> None:
     train_d, test_d = digits()
-    S[LIVE] = C.LiveRun(C.live_config(digit, noise, S["coloc_live_iters"]), train_d, test_d).start()
+    cfg = C.live_config(digit, noise, S["coloc_live_iters"], localiser=S["coloc_live_localiser"])
+    S[LIVE] = C.LiveRun(cfg, train_d, test_d).start()
 
 
 def stop_live() -> None:
@@ -114,7 +116,12 @@ def stop_live() -> None:
 
 live = S.get(LIVE)
 busy = live is not None and live.running
-l1, l2, l3 = st.columns([2, 1, 1])
+l1, l0, l2, l3 = st.columns([2, 1.4, 1, 1])
+l0.radio("Localiser", list(C.LOCALISERS),
+         key="coloc_live_localiser", disabled=busy,
+         help="heatmap (the shipped runs): a convolutional score map over window positions, the window at its "
+              "softmax-weighted mean. regress: a CNN with a fully connected head regresses the window's "
+              "position — try it to see why we switched: its windows end a few pixels off")
 l1.slider("Iterations", 100, 1500, 400, step=50, key="coloc_live_iters", disabled=busy,
           help="the shipped recipe scaled to this length: the window shrinks over the first third "
                "(clean) or sixth (noisy, then the clutter rises to full over the next sixth), random "

@@ -10,7 +10,8 @@ The run trains on the training-split digits of that class (fresh random placemen
 iteration) and, every ``--record-every`` iterations, records the boxes of a fixed panel of 16
 held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (the ground
 truth is used for this evaluation only). Defaults are the recipe of
-:func:`stn_explore.colocalisation.recipe`: 2,400 iterations clean, 4,800 noisy (clean images
+:func:`stn_explore.colocalisation.recipe`: the heatmap localiser (a convolutional score
+map over window positions), 2,400 iterations clean, 4,800 noisy (clean images
 first, clutter rising to full over the second sixth), random crops moved next to the window
 later on (precision stage), four random crops per image clean, one noisy; ``--iterations``
 scales the schedule. Everything lives in one
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"clutter patches per image: 0 = clean (default), {C.NOISY} = the noisy variant")
     ap.add_argument("--transform", choices=C.COLOC_TRANSFORMS, default=d.transform,
                     help="translate = a moving 28×28 window (default); attention adds a scale; affine = 6 params")
+    ap.add_argument("--localiser", choices=C.LOCALISERS, default=None,
+                    help="how the window is found: regress = CNN + fully connected layers regress the "
+                         "parameters; heatmap = a convolutional score map, the window at its softmax-weighted "
+                         "mean position (translate only); default: the recipe's")
     ap.add_argument("--iterations", type=int, default=None,
                     help=f"training steps (default {C.RECIPES['clean']['iterations']} clean, "
                          f"{C.RECIPES['noisy']['iterations']} noisy); the schedule below scales with it")
@@ -94,7 +99,8 @@ def main(argv=None) -> int:
     try:
         given = {k: v for k, v in (("lr_drop", args.lr_drop), ("shrink_iterations", args.shrink_iterations),
                                    ("clutter_from", args.clutter_from), ("clutter_ramp", args.clutter_ramp),
-                                   ("fine_from", args.fine_from), ("negatives", args.negatives))
+                                   ("fine_from", args.fine_from), ("negatives", args.negatives),
+                                   ("localiser", args.localiser))
                  if v is not None}
         cfg = C.recipe(args.digit, args.noise, args.iterations, transform=args.transform,
                        batch_size=args.batch_size, lr=args.lr, margin=args.margin, start_scale=args.start_scale,

@@ -74,3 +74,16 @@ def test_live_training_starts_stops_and_is_kept(runs_folder, fresh_streamlit_cac
     titles = [f["layout"]["title"]["text"] for f in figures_of(at)]
     assert any("your live run" in t for t in titles)
     assert any("Stopped after" in c.value for c in at.caption)
+
+
+def test_live_run_uses_the_chosen_localiser(runs_folder, fresh_streamlit_caches):
+    at = app("pages/colocalisation.py")
+    assert at.radio(key="coloc_live_localiser").value == "heatmap"   # the shipped runs' localiser
+    at.radio(key="coloc_live_localiser").set_value("regress")
+    at.button(key="coloc_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    live = at.session_state["coloc_live"]
+    assert live.cfg.localiser == "regress" and at.radio(key="coloc_live_localiser").disabled
+    at.button(key="coloc_stop").click().run()
+    live.join(120)
+    assert live.done and live.result["model_args"]["localiser"] == "regress"
