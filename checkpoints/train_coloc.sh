@@ -7,10 +7,12 @@
 #   clean  2,400 iterations, the hinge averaged over four random crops per image: the window
 #          shrinks from 0.9 of the image to 28×28 over the first 800;
 #          lr ÷10 from 1,200; random crops next to the window from 1,600 (precision stage).
-#   noisy  4,800 iterations, one random crop per image: the same shrinking window on clean
-#          images first; clutter rises from 0 to 16 pieces
+#   noisy  4,800 iterations, one random crop per image, batch norm in the score map: the same
+#          shrinking window on clean images first; clutter rises from 0 to 16 pieces
 #          over 800–1,600; precision stage from 1,600 at lr ÷10.
-# About 5½ (clean) to 7 (noisy) minutes per run at 1 thread, two runs in parallel on 2 cores; finished runs are skipped, interrupted ones resume.
+# A run whose final training loss stays above margin/4 (no common object found; no labels used)
+# is trained again with the next seed, up to twice (--retries 2, the default); the lowest loss is kept.
+# About 5½ (clean) to 8½ (noisy) minutes per run at 1 thread, two runs in parallel on 2 cores; finished runs are skipped, interrupted ones resume.
 # --compact stores float16 weights and re-measures the accuracy.
 # Split the work between processes with e.g. DIGITS="0 1 2 3 4" and NOISES="16".
 set -uo pipefail

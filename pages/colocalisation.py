@@ -53,7 +53,8 @@ def summary(run: dict) -> str:
                 f"held-out boxes.")
     return (f"After {run['iteration']} iterations: **{f['accuracy']:.1f}%** of {f['n']} held-out boxes have "
             f"IoU > 0.5 with the ground truth (mean IoU {f['mean_iou']:.2f}). Trained on the "
-            f"{d['n_train_digits']} training digits of class {run['config']['digit']}{sample}.")
+            f"{d['n_train_digits']} training digits of class {run['config']['digit']}{sample}."
+            + C.attempts_note(run.get("attempts")))
 
 
 st.title("Co-localisation")

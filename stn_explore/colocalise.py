@@ -14,7 +14,9 @@ truth is used for this evaluation only). Defaults are the recipe of
 map over window positions), 2,400 iterations clean, 4,800 noisy (clean images
 first, clutter rising to full over the second sixth), random crops moved next to the window
 later on (precision stage), four random crops per image clean, one noisy; ``--iterations``
-scales the schedule. Everything lives in one
+scales the schedule. A run whose windows found no common object — judged without labels, by
+its final training loss (``--retry-above``, default margin/4) — is trained again with the next
+seed (``--retries``, default 2) and the attempt with the lowest loss is kept. Everything lives in one
 checkpoint, saved atomically every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
 ``/colocalisation`` plays the recording.
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+import os
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from . import colocalisation as C
@@ -49,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how the window is found: regress = CNN + fully connected layers regress the "
                          "parameters; heatmap = a convolutional score map, the window at its softmax-weighted "
                          "mean position (translate only); default: the recipe's")
+    ap.add_argument("--heatmap-norm", action=argparse.BooleanOptionalAction, default=None,
+                    help="heatmap localiser: batch norm before each ReLU (default: on noisy, off clean)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="if the windows did not settle on a common object — judged without labels, by the "
+                         "final training loss — train again with the next seed, up to this many times, and "
+                         "keep the attempt with the lowest final loss (default 2; 0 = never)")
+    ap.add_argument("--retry-above", type=float, default=None,
+                    help="final training loss (mean over the last tenth of the records) above which an attempt "
+                         "counts as failed (default: margin / 4; settled runs end ≤ 0.01)")
     ap.add_argument("--iterations", type=int, default=None,
                     help=f"training steps (default {C.RECIPES['clean']['iterations']} clean, "
                          f"{C.RECIPES['noisy']['iterations']} noisy); the schedule below scales with it")
@@ -93,6 +105,52 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _threshold(args, cfg) -> float:
+    return cfg.margin / 4 if args.retry_above is None else args.retry_above
+
+
+def _failed(ckpt: dict, args, cfg) -> bool:
+    return not C.final_training_loss(ckpt) <= _threshold(args, cfg)
+
+
+def _parked(out: Path) -> list[Path]:
+    """Earlier attempts of this run whose windows did not settle: ``<out>.seed<k>``."""
+    return sorted(out.parent.glob(out.name + ".seed*"))
+
+
+def _park(out: Path, ckpt: dict, cfg: C.ColocConfig, args) -> C.ColocConfig:
+    """Set a finished attempt aside and return the config of the next one (next seed)."""
+    loss = C.final_training_loss(ckpt)
+    os.replace(out, out.with_name(f"{out.name}.seed{cfg.seed}"))
+    nxt = replace(cfg, seed=cfg.seed + 1)
+    print(f"final training loss {loss:.3f} > {_threshold(args, cfg):.3f}: the windows did not settle on a "
+          f"common object (no labels used to judge); retrying with seed {nxt.seed} "
+          f"(retry {len(_parked(out))} of {args.retries})", flush=True)
+    return nxt
+
+
+def _keep_best(out: Path, ckpt: dict, args, cfg) -> dict:
+    """Of this attempt and the parked ones, keep the lowest final training loss in ``out``
+    (the attempts are listed in ``ckpt["attempts"]``); remove the parked files."""
+    runs = [(C.final_training_loss(load_checkpoint(p)), p) for p in _parked(out)]
+    runs.append((C.final_training_loss(ckpt), out))
+    attempts = []
+    for loss, p in runs:
+        other = ckpt if p == out else load_checkpoint(p)
+        attempts.append({"seed": int(other["config"]["seed"]), "final_training_loss": float(loss),
+                         "accuracy": float(other["final"]["accuracy"])})
+    best = min(runs, key=lambda r: (not r[0] == r[0], r[0]))[1]   # NaN losses last
+    if best != out:
+        ckpt = load_checkpoint(best)
+    ckpt = {**ckpt, "attempts": sorted(attempts, key=lambda a: a["seed"])}
+    save_checkpoint(out, ckpt)
+    for _, p in runs:
+        if p != out:
+            p.unlink()
+    print(f"kept seed {ckpt['config']['seed']} of {len(runs)} attempts (lowest final training loss)", flush=True)
+    return ckpt
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out) if args.out else default_out(args.digit, args.noise)
@@ -100,13 +158,15 @@ def main(argv=None) -> int:
         given = {k: v for k, v in (("lr_drop", args.lr_drop), ("shrink_iterations", args.shrink_iterations),
                                    ("clutter_from", args.clutter_from), ("clutter_ramp", args.clutter_ramp),
                                    ("fine_from", args.fine_from), ("negatives", args.negatives),
-                                   ("localiser", args.localiser))
+                                   ("localiser", args.localiser), ("heatmap_norm", args.heatmap_norm))
                  if v is not None}
         cfg = C.recipe(args.digit, args.noise, args.iterations, transform=args.transform,
                        batch_size=args.batch_size, lr=args.lr, margin=args.margin, start_scale=args.start_scale,
                        record_every=args.record_every, save_every=args.save_every, seed=args.seed,
                        threads=args.threads, **given)
-        resume_from = None
+        if args.retries < 0:
+            raise ValueError(f"--retries must be ≥ 0, got {args.retries}")
+        resume_from, done = None, None
         if args.resume and out.exists():
             resume_from = load_checkpoint(out)
             if resume_from.get("kind") != "colocalisation":
@@ -115,23 +175,38 @@ def main(argv=None) -> int:
             if (saved.digit, saved.noise) != (cfg.digit, cfg.noise):
                 raise CheckpointError(f"{out} holds digit {saved.digit} noise {saved.noise}, not digit "
                                       f"{cfg.digit} noise {cfg.noise}")
-            if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
-                print(f"{out} is finished ({resume_from['iteration']} iterations): "
-                      f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
-                return 0
             # the saved recipe wins, except for a longer run
             cfg = C.ColocConfig(**{**asdict(saved), "iterations": max(cfg.iterations, saved.iterations),
                                    "threads": cfg.threads})
-            print(f"resuming {out} after iteration {resume_from['iteration']} (of {cfg.iterations})")
+            if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
+                if not _failed(resume_from, args, cfg) or len(_parked(out)) >= args.retries:
+                    if not _parked(out):
+                        print(f"{out} is finished ({resume_from['iteration']} iterations): "
+                              f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
+                        return 0
+                    done = resume_from   # interrupted before the attempts were compared
+                else:
+                    cfg = _park(out, resume_from, cfg, args)
+                    resume_from = None
+            else:
+                print(f"resuming {out} after iteration {resume_from['iteration']} (of {cfg.iterations})")
         elif out.exists() and not args.resume:
             raise CheckpointError(f"{out} exists; pass --resume to continue it or choose another --out")
         train_digits = load_digits("train", root=args.data_dir, download=args.download)
         test_digits = load_digits("test", root=args.data_dir, download=args.download)
         out.parent.mkdir(parents=True, exist_ok=True)
         with training_lock(out):
-            ckpt = C.train(cfg, train_digits=train_digits, test_digits=test_digits, out=out,
-                           resume_from=resume_from, progress=not args.no_progress,
-                           log=lambda m: print(m, flush=True))
+            while done is None:
+                ckpt = C.train(cfg, train_digits=train_digits, test_digits=test_digits, out=out,
+                               resume_from=resume_from, progress=not args.no_progress,
+                               log=lambda m: print(m, flush=True))
+                if ckpt["final"] is None or not _failed(ckpt, args, cfg) or len(_parked(out)) >= args.retries:
+                    break
+                cfg, resume_from = _park(out, ckpt, cfg, args), None
+            if done is not None:
+                ckpt = done
+            if ckpt["final"] is not None and _parked(out):
+                ckpt = _keep_best(out, ckpt, args, cfg)
             if args.compact and ckpt["final"] is not None:
                 small = C.compact(ckpt, test_digits)
                 save_checkpoint(out, small)

@@ -23,7 +23,9 @@ def runs_folder(tmp_path, monkeypatch):
     cfg = C.ColocConfig(digit=3, iterations=6, batch_size=4, record_every=2, n_panel=4, n_eval=6,
                         shrink_iterations=4, lr_drop=5, save_every=100)
     ck = C.train(cfg, train_digits=tr, test_digits=te, progress=False, log=lambda m: None)
-    save_checkpoint(tmp_path / C.recording_name(3, 0), C.compact(ck, te))
+    attempts = [{"seed": 0, "final_training_loss": 9.0, "accuracy": 1.9},
+                {"seed": 1, "final_training_loss": C.final_training_loss(ck), "accuracy": ck["final"]["accuracy"]}]
+    save_checkpoint(tmp_path / C.recording_name(3, 0), {**C.compact(ck, te), "attempts": attempts})
     monkeypatch.setattr(C, "RUNS_FOLDER", str(tmp_path))
     return tmp_path
 
@@ -39,6 +41,9 @@ def test_recording_plays_and_table_reads_checkpoints(runs_folder, fresh_streamli
     assert len(fig["frames"]) == 4                                   # iterations 0, 2, 4, 6
     assert [s["label"] for s in fig["layout"]["sliders"][0]["steps"]] == ["0", "2", "4", "6"]
     assert [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    # a run kept from several attempts says so
+    assert any("Kept from 2 attempts" in c.value and "seed 0 ended at loss 9.00 (2% correct)" in c.value
+               for c in at.caption)
     table = at.dataframe[0].value
     row3 = table[table["digit"] == 3].iloc[0]
     assert row3["clean, paper"] == 100.0 and row3["clean, ours"] is not None

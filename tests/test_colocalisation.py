@@ -130,7 +130,8 @@ def test_heatmap_localiser_is_differentiable_in_float64():
     x = torch.rand(2, 1, 84, 84, dtype=torch.float64)
     scale = torch.tensor(1 / 3, dtype=torch.float64)
     w = heat.net[-1].weight.detach().clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda w_: torch.func.functional_call(heat, {"net.8.weight": w_}, (x, scale)),
+    name = f"net.{len(heat.net) - 1}.weight"
+    assert torch.autograd.gradcheck(lambda w_: torch.func.functional_call(heat, {name: w_}, (x, scale)),
                                     (w,))
 
 
@@ -307,7 +308,7 @@ def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
     from stn_explore import colocalise, evaluate
     out = tmp_path / "run.pt"
     args = ["--digit", "1", "--iterations", "6", "--shrink-iterations", "3", "--lr-drop", "5",
-            "--record-every", "3", "--batch-size", "4", "--no-progress", "--out", str(out)]
+            "--record-every", "3", "--batch-size", "4", "--no-progress", "--out", str(out), "--retries", "0"]
     assert colocalise.main(args) == 0
     assert load_checkpoint(out)["iteration"] == 6
     assert colocalise.main(args) == 2                       # exists, no --resume
@@ -334,6 +335,37 @@ def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
     np.savez(tmp_path / "nobox.npz", images=held["images"], labels=held["labels"])
     assert evaluate.main(["--checkpoint", str(out), "--npz", str(tmp_path / "nobox.npz")]) == 2
     assert "boxes" in capsys.readouterr().err
+
+
+def test_cli_retries_failed_runs_with_the_next_seed_and_keeps_the_lowest_loss(tmp_path, capsys):
+    from stn_explore import colocalise
+    out = tmp_path / "run.pt"
+    base = ["--digit", "1", "--iterations", "4", "--shrink-iterations", "2", "--lr-drop", "3",
+            "--record-every", "2", "--batch-size", "4", "--no-progress", "--out", str(out)]
+    # every attempt "fails" (a loss is never below −1): three attempts, the lowest final loss kept
+    assert colocalise.main(base + ["--retries", "2", "--retry-above", "-1"]) == 0
+    text = capsys.readouterr().out
+    assert "retrying with seed 1" in text and "retrying with seed 2" in text
+    ck = load_checkpoint(out)
+    attempts = ck["attempts"]
+    assert [a["seed"] for a in attempts] == [0, 1, 2]
+    losses = [a["final_training_loss"] for a in attempts]
+    assert ck["config"]["seed"] == attempts[int(np.argmin(losses))]["seed"]
+    assert C.final_training_loss(ck) == pytest.approx(min(losses))
+    assert list(tmp_path.glob("run.pt.seed*")) == []          # the set-aside attempts are gone
+    # a run that settled (loss under the bar) is not retried
+    out2 = tmp_path / "ok.pt"
+    assert colocalise.main(base[:-1] + [str(out2), "--retries", "2", "--retry-above", "100"]) == 0
+    assert "retrying" not in capsys.readouterr().out and "attempts" not in load_checkpoint(out2)
+    # interrupted after the last attempt finished but before the comparison: --resume completes it
+    ck0 = load_checkpoint(out2)
+    save_checkpoint(tmp_path / "ok.pt.seed7", {**ck0, "config": {**ck0["config"], "seed": 7}})
+    assert colocalise.main(base[:-1] + [str(out2), "--resume", "--retry-above", "100"]) == 0
+    assert [a["seed"] for a in load_checkpoint(out2)["attempts"]] == [0, 7]
+    assert list(tmp_path.glob("ok.pt.seed*")) == []
+    capsys.readouterr()
+    assert colocalise.main(base[:-1] + [str(tmp_path / "new.pt"), "--retries", "-1"]) == 2
+    assert "--retries must be ≥ 0" in capsys.readouterr().err
 
 
 def test_live_run_trains_on_a_thread_and_stops():
