@@ -116,6 +116,10 @@ def test_heatmap_localiser_starts_centred_and_goes_where_the_map_peaks():
     with pytest.raises(ValueError, match="regress"):
         C.ColocConfig(transform="attention").check()
     assert C.recipe(3, 0).localiser == "heatmap" and C.recipe(3, 0, transform="affine").localiser == "regress"
+    assert not C.recipe(3, 0).heatmap_norm and C.recipe(3, 16).heatmap_norm   # batch norm: noisy only
+    for norm in (False, True):
+        bns = [m for m in C.HeatmapLocaliser(batch_norm=norm).net if isinstance(m, torch.nn.BatchNorm2d)]
+        assert len(bns) == (3 if norm else 0)
     # checkpoints made before the heatmap localiser existed rebuild their regressing localiser
     old = C.ColocArgs().to_dict()
     del old["localiser"]
