@@ -25,8 +25,8 @@ makes a finished run small for shipping (float16 weights, no optimiser state). T
 from __future__ import annotations
 
 import argparse
-import sys
 import os
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
