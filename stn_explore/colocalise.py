@@ -129,24 +129,19 @@ def _park(out: Path, ckpt: dict, cfg: C.ColocConfig, args) -> C.ColocConfig:
     return nxt
 
 
-def _keep_best(out: Path, ckpt: dict, args, cfg) -> dict:
+def _keep_best(out: Path, ckpt: dict) -> dict:
     """Of this attempt and the parked ones, keep the lowest final training loss in ``out``
     (the attempts are listed in ``ckpt["attempts"]``); remove the parked files."""
-    runs = [(C.final_training_loss(load_checkpoint(p)), p) for p in _parked(out)]
-    runs.append((C.final_training_loss(ckpt), out))
-    attempts = []
-    for loss, p in runs:
-        other = ckpt if p == out else load_checkpoint(p)
-        attempts.append({"seed": int(other["config"]["seed"]), "final_training_loss": float(loss),
-                         "accuracy": float(other["final"]["accuracy"])})
-    best = min(runs, key=lambda r: (not r[0] == r[0], r[0]))[1]   # NaN losses last
-    if best != out:
-        ckpt = load_checkpoint(best)
-    ckpt = {**ckpt, "attempts": sorted(attempts, key=lambda a: a["seed"])}
+    runs = [(p, load_checkpoint(p)) for p in _parked(out)] + [(out, ckpt)]
+    losses = [C.final_training_loss(c) for _, c in runs]
+    attempts = sorted(({"seed": int(c["config"]["seed"]), "final_training_loss": float(loss),
+                        "accuracy": float(c["final"]["accuracy"])} for (_, c), loss in zip(runs, losses)),
+                      key=lambda a: a["seed"])
+    best = min(range(len(runs)), key=lambda i: (losses[i] != losses[i], losses[i]))   # NaN losses last
+    ckpt = {**runs[best][1], "attempts": attempts}
     save_checkpoint(out, ckpt)
-    for _, p in runs:
-        if p != out:
-            p.unlink()
+    for p, _ in runs[:-1]:
+        p.unlink()
     print(f"kept seed {ckpt['config']['seed']} of {len(runs)} attempts (lowest final training loss)", flush=True)
     return ckpt
 
@@ -206,7 +201,7 @@ def main(argv=None) -> int:
             if done is not None:
                 ckpt = done
             if ckpt["final"] is not None and _parked(out):
-                ckpt = _keep_best(out, ckpt, args, cfg)
+                ckpt = _keep_best(out, ckpt)
             if args.compact and ckpt["final"] is not None:
                 small = C.compact(ckpt, test_digits)
                 save_checkpoint(out, small)
