@@ -16,8 +16,8 @@ import time
 import torch
 
 import stn_explore as stn
-from stn_explore import distortions as D
-from stn_explore.mnist import load_digits
+from stn_explore.experiments import distortions as D
+from stn_explore.experiments.mnist import load_digits
 
 
 def best_of(fn, repeats: int) -> float:

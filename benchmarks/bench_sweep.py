@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from stn_explore import compare
-from stn_explore.evaluate import load_model
-from stn_explore.mnist import load_digits
-from stn_explore.train import evaluate_arrays
+from stn_explore.explorer import compare
+from stn_explore.experiments.models import load_model
+from stn_explore.experiments.mnist import load_digits
+from stn_explore.experiments.models import evaluate_arrays
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from stn_explore import distortions as D
-from stn_explore.mnist import load_digits
-from stn_explore.models import build_model
-from stn_explore.train import TrainConfig, make_optimizer, model_args_for
+from stn_explore.experiments import distortions as D
+from stn_explore.experiments.mnist import load_digits
+from stn_explore.experiments.models import build_model
+from stn_explore.experiments.train import TrainConfig, make_optimizer, model_args_for
 
 
 def throughput(cfg: TrainConfig, batches, steps: int) -> float:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import stn_explore as stn  # noqa: E402
-from stn_explore import playground as pg  # noqa: E402
+from stn_explore.explorer import playground as pg  # noqa: E402
 from tests.browser.harness import launch_chromium, streamlit_server, wait_idle  # noqa: E402
 
 TIME_MOVES = """async (el, n) => {

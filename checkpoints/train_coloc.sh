@@ -2,7 +2,7 @@
 # The exact commands that made the co-localisation recordings (paper appendix, Table 5).
 # Run from the repository root with the 10,000 MNIST training digits available, e.g.
 #   STN_DATA_DIR=../shared/data/mnist bash checkpoints/train_coloc.sh
-# Every run uses the CLI's default recipe (stn_explore.colocalisation.recipe): the heatmap
+# Every run uses the CLI's default recipe (stn_explore.experiments.colocalisation.recipe): the heatmap
 # localiser (a convolutional score map, the window at its softmax-weighted mean), batch 32, Adam 1e-3:
 #   clean  2,400 iterations, the hinge averaged over four random crops per image: the window
 #          shrinks from 0.9 of the image to 28×28 over the first 800;

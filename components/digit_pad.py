@@ -2,7 +2,7 @@
 
 The browser draws white strokes on black (as MNIST) and, when a stroke ends, sends the
 drawing downscaled to ``OUT``×``OUT`` grayscale pixels; Python turns it into an MNIST-style
-digit with :func:`stn_explore.compare.prepare_digit`, like an uploaded image.
+digit with :func:`stn_explore.explorer.compare.prepare_digit`, like an uploaded image.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from app_shell import ensure_router
-from stn_explore import colocalisation as C
-from stn_explore import figures
-from stn_explore.checkpoint import CheckpointError
-from stn_explore.mnist import load_digits
+from stn_explore.experiments import colocalisation as C
+from stn_explore.explorer import figures
+from stn_explore.experiments.checkpoint import CheckpointError
+from stn_explore.experiments.mnist import load_digits
 
 ensure_router("colocalisation")
 
@@ -162,7 +162,7 @@ def live_panel() -> None:
 live_panel()
 
 st.subheader("Our accuracy per digit beside the paper's (Table 5)")
-mtimes = tuple(sorted((p.name, p.stat().st_mtime) for p in Path(C.RUNS_FOLDER).glob("coloc_*.pt")))
+mtimes = tuple(sorted((p.name, p.stat().st_mtime) for p in Path(C.runs.RUNS_FOLDER).glob("coloc_*.pt")))
 rows = runs_table(mtimes)
 by = {(r["digit"], r["variant"]): r for r in rows}
 table = []

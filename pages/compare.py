@@ -10,13 +10,13 @@ import streamlit as st
 
 from app_shell import ensure_router
 from components.digit_pad import digit_pad
-from stn_explore import compare, figures
-from stn_explore import playground as pg
-from stn_explore import distortions as D
-from stn_explore.checkpoint import CheckpointError
-from stn_explore.data import make_task_set
-from stn_explore.evaluate import row_title
-from stn_explore.mnist import load_digits
+from stn_explore.explorer import compare, figures
+from stn_explore.explorer import playground as pg
+from stn_explore.experiments import distortions as D
+from stn_explore.experiments.checkpoint import CheckpointError
+from stn_explore.experiments.data import make_task_set
+from stn_explore.experiments.results import row_title
+from stn_explore.experiments.mnist import load_digits
 
 ensure_router("compare")
 

@@ -4,8 +4,8 @@ import numpy as np
 import streamlit as st
 
 from app_shell import ensure_router
-from stn_explore import figures, playground as pg
-from stn_explore.mnist import load_digits
+from stn_explore.explorer import figures, playground as pg
+from stn_explore.experiments.mnist import load_digits
 
 ensure_router("")
 

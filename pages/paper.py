@@ -8,8 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from app_shell import ensure_router
-from stn_explore import distortions as D
-from stn_explore import evaluate as E
+from stn_explore.experiments import distortions as D
+from stn_explore.experiments import results as E
 
 ensure_router("paper")
 

@@ -14,8 +14,8 @@ import streamlit as st
 from app_shell import ensure_router
 from components.warp_editor import warp_editor
 
-from stn_explore import figures, playground as pg
-from stn_explore.mnist import load_digits
+from stn_explore.explorer import figures, playground as pg
+from stn_explore.experiments.mnist import load_digits
 
 ensure_router("playground")
 

@@ -3,45 +3,19 @@
 Convention (see CONVENTIONS.md): images ``(B, C, H, W)`` in [0, 1]; coordinates normalised
 to [-1, 1] with ``align_corners=False``, points ``(x, y)`` with x right and y down; every
 transform maps target (output) coordinates to source (input) coordinates, as eq. (1).
+
+Layers (imports point one way only: explorer → experiments → core):
+
+* :mod:`stn_explore.core` — the paper's section 3: grid generators, sampler, the
+  :class:`SpatialTransformer` module (needs only torch). Re-exported here.
+* :mod:`stn_explore.experiments` — data, distortion recipes, models, checkpoints, training,
+  evaluation and co-localisation (section 4 and the appendix); their CLIs.
+* :mod:`stn_explore.explorer` — what the app's pages compute (no Streamlit): the playground,
+  the CNN vs ST-CNN comparison, plotly figures.
 """
 
-from .geometry import (
-    TRANSFORM_KINDS,
-    AffineParams,
-    affine_grid,
-    affine_transform_points,
-    attention_theta,
-    base_grid,
-    compose,
-    control_points,
-    frame_corners,
-    homography_from_corners,
-    homography_from_points,
-    identity_params,
-    invert,
-    make_grid,
-    normalized_to_pixel,
-    params_from_theta,
-    pixel_to_normalized,
-    projective_grid,
-    projective_min_denominator,
-    projective_transform_points,
-    theta_from_params,
-    theta_to_pixel_matrix,
-    to_homogeneous,
-    tps_grid,
-    tps_transform_points,
-    transform_points,
-)
-from .sampling import bilinear_sample_reference, outside_fraction, sample
-from .transformer import (
-    LocalisationConv,
-    LocalisationFC,
-    SpatialTransformer,
-    flatten_params,
-    n_params,
-    unflatten_params,
-    warp,
-)
+from .core import *  # noqa: F403  (the public API of the core, listed in core.__all__)
+from .core import __all__ as _core_all
 
 __version__ = "0.1.0"
+__all__ = [*_core_all, "__version__"]

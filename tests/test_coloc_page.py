@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from stn_explore import colocalisation as C
-from stn_explore.checkpoint import save_checkpoint
+from stn_explore.experiments import colocalisation as C
+from stn_explore.experiments.checkpoint import save_checkpoint
 
 from .conftest import synthetic_digits
 from .test_app import app
@@ -26,7 +26,7 @@ def runs_folder(tmp_path, monkeypatch):
     attempts = [{"seed": 0, "final_training_loss": 9.0, "accuracy": 1.9},
                 {"seed": 1, "final_training_loss": C.final_training_loss(ck), "accuracy": ck["final"]["accuracy"]}]
     save_checkpoint(tmp_path / C.recording_name(3, 0), {**C.compact(ck, te), "attempts": attempts})
-    monkeypatch.setattr(C, "RUNS_FOLDER", str(tmp_path))
+    monkeypatch.setattr(C.runs, "RUNS_FOLDER", str(tmp_path))  # the module that reads it
     return tmp_path
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from stn_explore import colocalisation as C
-from stn_explore.mnist import Digits
-from stn_explore.checkpoint import load_checkpoint, save_checkpoint
+from stn_explore.experiments import colocalisation as C
+from stn_explore.experiments.mnist import Digits
+from stn_explore.experiments.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import synthetic_digits
 
@@ -232,7 +232,7 @@ def test_clutter_curriculum_ramps_to_the_full_noise():
 
 
 def test_cli_defaults_follow_the_recipe_of_the_variant(tmp_path):
-    from stn_explore import colocalise
+    from stn_explore.experiments import colocalise
     out = tmp_path / "noisy.pt"
     assert colocalise.main(["--digit", "1", "--noise", "4", "--iterations", "12", "--record-every", "6",
                             "--batch-size", "4", "--no-progress", "--out", str(out)]) == 0
@@ -309,7 +309,7 @@ def test_compact_keeps_the_window_and_re_measures(tmp_path):
 
 
 def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
-    from stn_explore import colocalise, evaluate
+    from stn_explore.experiments import colocalise, evaluate
     out = tmp_path / "run.pt"
     args = ["--digit", "1", "--iterations", "6", "--shrink-iterations", "3", "--lr-drop", "5",
             "--record-every", "3", "--batch-size", "4", "--no-progress", "--out", str(out), "--retries", "0"]
@@ -324,8 +324,8 @@ def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
     capsys.readouterr()
     # evaluate on an exported one-class coloc set (the npz contract: images + boxes in pixels);
     # `data export --digit` writes exactly the held-out images of a run with that eval seed
-    from stn_explore import data as data_mod
-    from stn_explore.mnist import load_digits
+    from stn_explore.experiments import data as data_mod
+    from stn_explore.experiments.mnist import load_digits
     held = C.held_out_set(load_digits("test"), 1, 0, seed=5, n=30)
     npz = tmp_path / "coloc.npz"
     assert data_mod.main(["export", "--task", "coloc", "--digit", "1", "--seed", "5", "--n", "30",
@@ -342,7 +342,7 @@ def test_cli_trains_resumes_compacts_and_evaluate_reads_npz(tmp_path, capsys):
 
 
 def test_cli_retries_failed_runs_with_the_next_seed_and_keeps_the_lowest_loss(tmp_path, capsys):
-    from stn_explore import colocalise
+    from stn_explore.experiments import colocalise
     out = tmp_path / "run.pt"
     base = ["--digit", "1", "--iterations", "4", "--shrink-iterations", "2", "--lr-drop", "3",
             "--record-every", "2", "--batch-size", "4", "--no-progress", "--out", str(out)]
@@ -390,7 +390,7 @@ def test_live_run_trains_on_a_thread_and_stops():
 
 
 def test_coloc_figure_has_one_frame_per_record():
-    from stn_explore import figures
+    from stn_explore.explorer import figures
 
     t, p = 5, 6
     quads = np.tile(box_quad(10, 10, 38, 38)[None, None], (t, p, 1, 1))

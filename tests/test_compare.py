@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from stn_explore import compare, figures, train
+from stn_explore.explorer import compare, figures
+from stn_explore.experiments import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +59,8 @@ def test_predict_returns_transformer_view(tmp_path, idx_dir):
     assert out["probs"].shape == (3, 10) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
     assert out["grid"].shape == (3, 42, 42, 2) and out["v"].shape == (3, 1, 42, 42)
     # the fast path (channels-last weights and inputs, batches of 200) = the plain model
-    from stn_explore.distortions import to_batch
-    from stn_explore.evaluate import load_model
+    from stn_explore.experiments.distortions import to_batch
+    from stn_explore.experiments.models import load_model
     images = np.random.default_rng(0).integers(0, 256, (450, 42, 42), dtype=np.uint8)
     plain = load_model(loaded.checkpoint).eval()
     with torch.no_grad():
@@ -182,7 +183,7 @@ def test_ink_share_and_pair_for():
 
 
 def test_predict_returns_every_transformer():
-    from stn_explore.models import ModelArgs, build_model
+    from stn_explore.experiments.models import ModelArgs, build_model
 
     model = build_model(ModelArgs(name="2st-fcn", in_channels=2, n_classes=19))
     out = compare.predict(model, np.zeros((3, 2, 42, 42), np.uint8))

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stn_explore import mnist
-from stn_explore.mnist import DataSourceError, load_digits, read_idx, write_idx
+from stn_explore.experiments import mnist
+from stn_explore.experiments.mnist import DataSourceError, load_digits, read_idx, write_idx
 
 from .conftest import synthetic_digits
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import stn_explore as stn
-from stn_explore import data as data_mod
-from stn_explore import distortions as D
+from stn_explore.experiments import data as data_mod
+from stn_explore.experiments import distortions as D
 
 from .conftest import synthetic_digits
 
@@ -203,7 +203,7 @@ def test_export_from_bundled_sample_is_marked(tmp_path):
 
 def test_real_test_set_is_drawn_from_test_split_only(mnist_dir):
     arrays, meta = data_mod.make_task_set("rts", "test", 10000, 0, root=mnist_dir)
-    test = stn.data.load_digits("test", root=mnist_dir)
+    test = data_mod.load_digits("test", root=mnist_dir)
     assert sorted(arrays["param_index"]) == list(range(10000))  # every test digit once
     np.testing.assert_array_equal(arrays["labels"], test.labels[arrays["param_index"]])
     assert meta["split"] == "test"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import stn_explore as stn
-from stn_explore import figures, playground as pg
+from stn_explore.explorer import figures, playground as pg
 
 
 def decode_png(uri: str) -> np.ndarray:
@@ -156,7 +156,7 @@ def test_theta_latex_and_decompose():
 
 
 def test_two_channel_rgb_colours():
-    from stn_explore.figures import two_channel_rgb
+    from stn_explore.explorer.figures import two_channel_rgb
 
     x = np.zeros((2, 3, 3))
     x[0, 0, 0] = 1.0

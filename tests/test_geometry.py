@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import stn_explore as stn
-from stn_explore import geometry
+from stn_explore.core import geometry
 
 
 def rand_theta(b, gen, dtype=torch.float32):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from stn_explore import distortions as D
-from stn_explore.models import MODELS, ModelArgs, build_model, parameter_counts
-from stn_explore.train import TrainConfig, model_args_for
+from stn_explore.experiments import distortions as D
+from stn_explore.experiments.models import MODELS, ModelArgs, build_model, parameter_counts
+from stn_explore.experiments.train import TrainConfig, model_args_for
 
 
 @pytest.mark.parametrize("task", ["r", "rts", "cluttered", "addition"])
@@ -58,7 +58,7 @@ def test_wrong_input_shape_and_unknown_model_raise():
 
 
 def test_input_offset_default_and_legacy_checkpoints():
-    from stn_explore.models import ModelArgs, build_model
+    from stn_explore.experiments.models import ModelArgs, build_model
 
     assert ModelArgs().input_offset == 0.0
     legacy = ModelArgs(name="cnn").to_dict()

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from stn_explore import checkpoint as ckpt_mod
-from stn_explore import data as data_mod
-from stn_explore import evaluate, train
-from stn_explore.checkpoint import CheckpointError, load_checkpoint
-from stn_explore.models import build_model
+from stn_explore.experiments import checkpoint as ckpt_mod
+from stn_explore.experiments import data as data_mod
+from stn_explore.experiments import evaluate, train
+from stn_explore.experiments import results as results_mod
+from stn_explore.experiments.checkpoint import CheckpointError, load_checkpoint
+from stn_explore.experiments.models import build_model
 
 
 def tiny_cfg(**kw) -> train.TrainConfig:
@@ -141,7 +142,7 @@ def test_results_table(tmp_path, idx_dir):
     ck = torch.load(folder / "rts_cnn.pt", weights_only=True)
     ck["train_config"]["epochs"] = 5
     torch.save(ck, folder / "rts_cnn.pt")
-    evaluate.write_table(folder)
+    results_mod.write_table(folder)
     results = json.loads((folder / "results.json").read_text())
     assert [r["row"] for r in results["results"]] == ["st-cnn_affine"]
     assert results["in_progress"][0]["epoch"] == 1 and "--resume" in results["in_progress"][0]["command"]

@@ -137,7 +137,7 @@ class SpatialTransformer(nn.Module):
             is flattened). A final regression layer, initialised to the identity transform
             (zero weights, identity bias), is appended in every case.
         n_control: TPS control grid is ``n_control × n_control`` (4 → 16 points).
-        mode, padding_mode: sampler options (see :func:`stn_explore.sampling.sample`).
+        mode, padding_mode: sampler options (see :func:`stn_explore.core.sampling.sample`).
 
     ``forward(x)`` returns V ``(B, C, H', W')``; ``forward(x, return_aux=True)`` returns
     ``(V, aux)`` with ``aux["params"]`` (the kind's parameter tensor, see geometry.py),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ._io import default_mode
+from .io import default_mode
 
 FORMAT = 1
 

@@ -10,7 +10,7 @@ The run trains on the training-split digits of that class (fresh random placemen
 iteration) and, every ``--record-every`` iterations, records the boxes of a fixed panel of 16
 held-out images, the mean loss and the share of held-out boxes with IoU > 0.5 (the ground
 truth is used for this evaluation only). Defaults are the recipe of
-:func:`stn_explore.colocalisation.recipe`: the heatmap localiser (a convolutional score
+:func:`stn_explore.experiments.colocalisation.recipe`: the heatmap localiser (a convolutional score
 map over window positions), 2,400 iterations clean, 4,800 noisy (clean images
 first, clutter rising to full over the second sixth), random crops moved next to the window
 later on (precision stage), four random crops per image clean, one noisy; ``--iterations``

@@ -25,9 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from . import distortions as D
-from ._io import atomic_write_bytes
-from .mnist import (DATASETS, SPLITS, DataSourceError, Digits, cache_dir, download_dataset,
-                    load_digits, read_idx, write_idx)
+from .io import atomic_write_bytes
+from .mnist import (
+    DATASETS,
+    SPLITS,
+    DataSourceError,
+    Digits,
+    cache_dir,
+    download_dataset,
+    load_digits,
+    read_idx,
+    write_idx,
+)
 
 __all__ = ["Digits", "DataSourceError", "load_digits", "download_dataset", "read_idx", "write_idx",
            "make_task_set", "save_npz", "load_npz", "NPZ_KEYS"]
@@ -53,7 +62,7 @@ def make_task_set(task: str, split: str = "test", n: int = 10000, seed: int = 0,
 def make_coloc_class_set(digits: Digits, split: str, digit: int, noise: int = 0, seed: int = 0,
                          n: int = 0) -> tuple[dict, dict]:
     """Co-localisation images of one digit class: the same images (and boxes) that
-    :func:`stn_explore.colocalisation.held_out_set` gives a run with ``eval_seed=seed`` —
+    :func:`stn_explore.experiments.colocalisation.held_out_set` gives a run with ``eval_seed=seed`` —
     every digit of the class in ``digits`` once (or the first ``n``). Returns ``(arrays, meta)``."""
     from .colocalisation import coloc_config, held_out_set
 

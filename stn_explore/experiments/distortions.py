@@ -41,8 +41,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .geometry import control_points, frame_corners, homography_from_corners, theta_from_params
-from .transformer import warp
+from ..core.geometry import control_points, frame_corners, homography_from_corners, theta_from_params
+from ..core.transformer import warp
 
 DIGIT = 28  # MNIST digit size
 

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes, default_mode
+from .io import atomic_write_bytes, default_mode
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_image, shape_str
-from .transformer import LocalisationConv, LocalisationFC, SpatialTransformer
+from ..core._checks import check_image, shape_str
+from ..core.transformer import LocalisationConv, LocalisationFC, SpatialTransformer
+from .distortions import to_batch
 
 MODELS = ("fcn", "cnn", "st-fcn", "st-cnn", "2st-fcn", "2st-cnn")
 
@@ -172,3 +174,25 @@ def parameter_counts(model: STClassifier) -> dict:
     loc = sum(p.numel() for p in model.localisation_parameters())
     head = sum(p.numel() for p in model.head_parameters())
     return {"total": loc + head, "localisation": loc, "classifier": head}
+
+
+def load_model(ckpt: dict) -> STClassifier:
+    """The classifier of a checkpoint dict (see :func:`checkpoint.load_checkpoint`), in eval mode."""
+    model = build_model(ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model
+
+
+def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
+                    device="cpu") -> tuple[float, np.ndarray]:
+    """% error of ``model`` on uint8 images ``(N, H, W)`` / ``(N, C, H, W)``; also returns
+    the predictions ``(N,)``."""
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            x = to_batch(images[s:s + batch_size])
+            preds.append(model(x.to(device)).argmax(1).cpu().numpy())
+    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    return float((pred != labels).mean() * 100) if len(labels) else float("nan"), pred

@@ -20,16 +20,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import __version__
+from .. import __version__
 from . import distortions as D
 from .checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint, training_lock
 from .data import make_task_set
 from .mnist import DataSourceError, Digits, load_digits
-from .models import MODELS, ModelArgs, build_model, parameter_counts
+from .models import MODELS, ModelArgs, build_model, evaluate_arrays, parameter_counts
 
 
 @dataclass
@@ -55,20 +54,6 @@ class TrainConfig:
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate for (0-based) ``epoch``: divided by 10 after each epoch in lr_drops."""
     return cfg.lr * 0.1 ** sum(epoch >= d for d in cfg.lr_drops)
-
-
-def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
-                    device="cpu") -> tuple[float, np.ndarray]:
-    """% error of ``model`` on uint8 images ``(N, H, W)`` / ``(N, C, H, W)``; also returns
-    the predictions ``(N,)``."""
-    model.eval()
-    preds = []
-    with torch.no_grad():
-        for s in range(0, len(images), batch_size):
-            x = D.to_batch(images[s:s + batch_size])
-            preds.append(model(x.to(device)).argmax(1).cpu().numpy())
-    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
-    return float((pred != labels).mean() * 100) if len(labels) else float("nan"), pred
 
 
 def task_config(cfg: TrainConfig):

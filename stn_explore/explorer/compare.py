@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .distortions import to_batch
-from .evaluate import command_for, load_model
-from .geometry import theta_from_params
-from .transformer import warp
+from ..experiments.checkpoint import CheckpointError, load_checkpoint
+from ..experiments.distortions import to_batch
+from ..experiments.models import load_model
+from ..experiments.results import command_for
+from ..core.geometry import theta_from_params
+from ..core.transformer import warp
 
 PAIR = ("cnn", "st-cnn_affine")  # checkpoint name suffixes compared on /compare
 #: MNIST addition: the CNN against one of the parallel-transformer models (user's choice)

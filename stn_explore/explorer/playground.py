@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .figures import frame_outline
-from .geometry import (PROJECTIVE_EPS, control_points, homography_from_corners, make_grid,
+from ..core.geometry import (PROJECTIVE_EPS, control_points, homography_from_corners, make_grid,
                        projective_min_denominator, theta_from_params, transform_points)
-from .sampling import outside_fraction, sample
+from ..core.sampling import outside_fraction, sample
 
 KINDS = ("affine", "attention", "projective", "tps")
 PATTERNS = ("checkerboard", "text")
@@ -259,7 +259,7 @@ def random_tps_offsets(seed: int, sigma: float = 0.12, n: int = 4) -> np.ndarray
 def decompose_affine(theta: np.ndarray) -> dict:
     """Slider values (angle, scale_x, scale_y, shear, tx, ty) of an affine θ ``(2, 3)``;
     raises ``ValueError`` if θ is singular or not finite."""
-    from .geometry import params_from_theta
+    from ..core.geometry import params_from_theta
 
     t = torch.as_tensor(_check_params("affine", theta))
     d = params_from_theta(t)

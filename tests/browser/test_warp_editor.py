@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import stn_explore as stn
-from stn_explore import playground as pg
+from stn_explore.explorer import playground as pg
 
 from .conftest import screenshot, wait_idle
 

@@ -1,0 +1,79 @@
+"""The shipped runs in checkpoints/: paths, loading for display, the results table rows.
+
+Part of the co-localisation experiment: see :mod:`stn_explore.experiments.colocalisation`.
+"""
+
+from __future__ import annotations
+
+from .recording import load_recording
+from .training import recording_name
+
+# ----------------------------------------------------------------------------- shipped runs
+#: The paper's Table 5 gives 100% without noise and a per-digit range with noise.
+PAPER_CLEAN = 100.0
+PAPER_NOISY_RANGE = (75.0, 93.0)
+
+
+#: where the shipped runs live (relative to the repository root, where the app runs)
+RUNS_FOLDER = "checkpoints"
+
+
+def run_path(digit: int, noise: int, folder=None):
+    """``<folder>/coloc_<digit>_<clean|noisy>.pt`` (default folder :data:`RUNS_FOLDER`)."""
+    from pathlib import Path
+
+    return Path(RUNS_FOLDER if folder is None else folder) / recording_name(digit, noise)
+
+
+def load_run(path) -> dict:
+    """A co-localisation checkpoint for display: ``{"recording": arrays (see
+    :func:`recording_arrays`), "final", "config", "data", "iteration", "seconds"}``."""
+    from ..checkpoint import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") != "colocalisation":
+        raise CheckpointError(f"{path} is not a co-localisation checkpoint")
+    return run_view(ckpt)
+
+
+def run_view(ckpt: dict) -> dict:
+    return {"recording": load_recording(ckpt), "final": ckpt.get("final"), "config": ckpt["config"],
+            "data": ckpt["data"], "iteration": int(ckpt["iteration"]),
+            "seconds": float(ckpt.get("seconds", 0.0)), "stopped": bool(ckpt.get("stopped")),
+            "attempts": ckpt.get("attempts")}
+
+
+def attempts_note(attempts: list[dict] | None) -> str:
+    """One sentence on a run kept from several attempts (see the CLI's ``--retries``), or ""."""
+    if not attempts or len(attempts) < 2:
+        return ""
+    kept = min(attempts, key=lambda a: a["final_training_loss"])
+    others = ", ".join(f"seed {a['seed']} ended at loss {a['final_training_loss']:.2f} "
+                       f"({a['accuracy']:.0f}% correct)" for a in attempts if a is not kept)
+    return (f" Kept from {len(attempts)} attempts by the lowest final training loss (no labels used): "
+            f"seed {kept['seed']}, loss {kept['final_training_loss']:.3f}; {others}.")
+
+
+def collect_runs(folder=None) -> list[dict]:
+    """One row per finished co-localisation checkpoint ``coloc_*.pt`` in ``folder``: digit,
+    variant, accuracy (% IoU > 0.5 on the held-out images), mean IoU, n, iterations, file."""
+    from pathlib import Path
+
+    from ..checkpoint import CheckpointError, load_checkpoint
+
+    rows = []
+    for path in sorted(Path(RUNS_FOLDER if folder is None else folder).glob("coloc_*.pt")):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if ckpt.get("kind") != "colocalisation" or not ckpt.get("final"):
+            continue
+        cfg, f = ckpt["config"], ckpt["final"]
+        rows.append({"digit": int(cfg["digit"]), "variant": "noisy" if cfg["noise"] else "clean",
+                     "noise": int(cfg["noise"]), "accuracy": round(float(f["accuracy"]), 1),
+                     "mean_iou": round(float(f["mean_iou"]), 3), "n": int(f["n"]),
+                     "iterations": int(ckpt["iteration"]), "path": str(path),
+                     "n_train_digits": int(ckpt["data"]["n_train_digits"]),
+                     "is_sample": bool(ckpt["data"]["is_sample"])})
+    return sorted(rows, key=lambda r: (r["digit"], r["noise"]))

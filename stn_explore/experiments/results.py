@@ -1,0 +1,183 @@
+"""The results table: the paper's errors beside ours, one row per trained checkpoint in a
+folder (``checkpoints/results.{json,md}`` and the README's results block).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import distortions as D
+from .checkpoint import CheckpointError, load_checkpoint
+from .io import atomic_write_text
+
+#: The paper's test errors (%) — Table 1 (distorted MNIST), cluttered MNIST, Table 4.
+PAPER = {
+    "r": {"fcn": 2.1, "cnn": 1.2, "st-fcn_affine": 1.2, "st-fcn_projective": 1.3, "st-fcn_tps": 1.1,
+          "st-cnn_affine": 0.7, "st-cnn_projective": 0.8, "st-cnn_tps": 0.7},
+    "rts": {"fcn": 5.2, "cnn": 0.8, "st-fcn_affine": 0.8, "st-fcn_projective": 0.9, "st-fcn_tps": 0.8,
+            "st-cnn_affine": 0.5, "st-cnn_projective": 0.6, "st-cnn_tps": 0.5},
+    "p": {"fcn": 3.1, "cnn": 1.5, "st-fcn_affine": 1.5, "st-fcn_projective": 1.4, "st-fcn_tps": 1.4,
+          "st-cnn_affine": 0.8, "st-cnn_projective": 0.8, "st-cnn_tps": 0.8},
+    "e": {"fcn": 3.2, "cnn": 1.4, "st-fcn_affine": 2.7, "st-fcn_projective": 2.6, "st-fcn_tps": 2.4,
+          "st-cnn_affine": 1.2, "st-cnn_projective": 1.3, "st-cnn_tps": 1.1},
+    "cluttered": {"fcn": 13.2, "cnn": 3.5, "st-fcn_affine": 2.0, "st-cnn_affine": 1.7},
+    "addition": {"fcn": 47.7, "cnn": 14.7, "st-fcn_affine": 22.6, "2st-fcn_affine": 9.0,
+                 "2st-fcn_projective": 5.9, "2st-fcn_tps": 5.8},
+}
+TABLE_TASKS = ("r", "rts", "p", "e", "cluttered", "addition")
+ROW_ORDER = ("fcn", "cnn", "st-fcn_affine", "st-fcn_projective", "st-fcn_tps", "st-cnn_affine",
+             "st-cnn_projective", "st-cnn_tps", "2st-fcn_affine", "2st-fcn_projective", "2st-fcn_tps",
+             "2st-cnn_affine", "2st-cnn_projective", "2st-cnn_tps")
+ROW_TITLES = {"fcn": "FCN", "cnn": "CNN"}
+
+
+def row_key(model: str, transform: str) -> str:
+    return model if model in ("fcn", "cnn") else f"{model}_{transform}"
+
+
+def row_title(key: str) -> str:
+    if key in ROW_TITLES:
+        return ROW_TITLES[key]
+    model, transform = key.split("_")
+    name = model.upper().replace("2ST", "2×ST")
+    return f"{name} {dict(affine='Aff', projective='Proj', tps='TPS', attention='Att')[transform]}"
+
+
+def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
+    """Read every classifier checkpoint in ``folder`` into a results dict (recorded errors)."""
+    rows, in_progress = [], []
+    for path in sorted(Path(folder).glob("*.pt")):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if ckpt.get("kind", "classifier") != "classifier":
+            continue
+        tc, info = ckpt["train_config"], ckpt["data"]
+        key = row_key(tc["model"], tc["transform"])
+        if ckpt["epoch"] < tc["epochs"]:  # a run still training (resumable): not a result yet
+            in_progress.append({"checkpoint": path.as_posix(), "epoch": ckpt["epoch"],
+                                "epochs": tc["epochs"], "test_error": round(float(ckpt["test_error"]), 2),
+                                "command": command_for(tc, path) + " --resume"})
+            continue
+        rows.append({
+            "task": tc["task"], "row": key, "model": row_title(key), "checkpoint": path.as_posix(),
+            "test_error": round(float(ckpt["test_error"]), 2),
+            "paper_error": PAPER.get(tc["task"], {}).get(key),
+            "epochs": ckpt["epoch"], "train_minutes": round(ckpt.get("train_seconds", 0) / 60, 1),
+            "n_train_digits": info["n_train_digits"], "n_test": info["n_test"],
+            "is_sample": info["is_sample"], "parameters": ckpt.get("parameters", {}).get("total"),
+            "command": command_for(tc, path),
+        })
+    from .colocalisation import collect_runs
+
+    coloc = [{**r, "path": Path(r["path"]).as_posix()} for r in collect_runs(folder)]
+    return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
+                    "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
+            "paper": PAPER, "results": rows, "in_progress": in_progress, "colocalisation": coloc}
+
+
+def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
+    """The training command for a train_config (run with STN_DATA_DIR pointing at MNIST)."""
+    parts = [f"python -m stn_explore.train --task {tc['task']} --model {tc['model']}"]
+    if "st" in tc["model"]:
+        parts.append(f"--transform {tc['transform']}")
+    parts.append(f"--epochs {tc['epochs']}")
+    if tc.get("noise") is not None:
+        parts.append(f"--noise {tc['noise']}")
+    if path is not None:
+        parts.append(f"--out {Path(path).as_posix()}")
+    return " ".join(parts)
+
+
+def results_markdown(results: dict) -> str:
+    """Markdown tables: ours beside the paper's, one table per task family."""
+    by = {(r["task"], r["row"]): r for r in results["results"]}
+    out = []
+    distorted = [t for t in ("r", "rts", "p", "e") if any(k[0] == t for k in by)]
+
+    def cell(task, key):
+        r = by.get((task, key))
+        paper = PAPER.get(task, {}).get(key)
+        ours = f"**{r['test_error']:.2f}**" if r else "–"
+        return f"{ours} ({paper})" if paper is not None else ours
+
+    if distorted or any(k[0] == "cluttered" for k in by):
+        tasks = distorted + (["cluttered"] if any(k[0] == "cluttered" for k in by) else [])
+        out.append("| model | " + " | ".join(D.TASK_TITLES[t] for t in tasks) + " |")
+        out.append("|---|" + "---|" * len(tasks))
+        for key in ROW_ORDER:
+            if any((t, key) in by for t in tasks):
+                out.append(f"| {row_title(key)} | " + " | ".join(cell(t, key) for t in tasks) + " |")
+        out.append("")
+        out.append("% test error: **ours** (paper). " + results["note"])
+    if any(k[0] == "addition" for k in by):
+        out += ["", "| model | MNIST addition |", "|---|---|"]
+        for key in ROW_ORDER:
+            if ("addition", key) in by:
+                out.append(f"| {row_title(key)} | {cell('addition', key)} |")
+    if results.get("colocalisation"):
+        out += ["", coloc_markdown(results["colocalisation"])]
+    return "\n".join(out) + "\n"
+
+
+def coloc_markdown(runs: list[dict]) -> str:
+    """Co-localisation accuracy per digit, clean and noisy, beside the paper's Table 5."""
+    from .colocalisation import PAPER_CLEAN, PAPER_NOISY_RANGE
+
+    by = {(r["digit"], r["variant"]): r for r in runs}
+    lo, hi = PAPER_NOISY_RANGE
+    out = ["| co-localisation, digit | " + " | ".join(str(d) for d in range(10)) + " |",
+           "|---|" + "---|" * 10]
+    for variant, paper in (("clean", f"{PAPER_CLEAN:.0f}"), ("noisy", f"{lo:.0f}–{hi:.0f}")):
+        cells = [f"**{by[(d, variant)]['accuracy']:.1f}**" if (d, variant) in by else "–" for d in range(10)]
+        out.append(f"| {variant} (paper {paper}) | " + " | ".join(cells) + " |")
+    out += ["", "% of held-out boxes with IoU > 0.5 (every test-split image of the digit, fixed placement); "
+                "`bash checkpoints/train_coloc.sh`, trained on the 10,000-digit training subset; – = not "
+                "trained yet. The paper gives 100% clean and 75–93% noisy depending on the digit."]
+    return "\n".join(out)
+
+
+def checkpoints_markdown(results: dict) -> str:
+    """One row per checkpoint: file, the command that made it, schedule, time, error."""
+    out = ["| file | task | model | test error % (paper) | epochs | training time | command |",
+           "|---|---|---|---|---|---|---|"]
+    for r in results["results"]:
+        paper = f" ({r['paper_error']})" if r["paper_error"] is not None else ""
+        out.append(f"| `{Path(r['checkpoint']).name}` | {D.TASK_TITLES[r['task']]} | {r['model']} | "
+                   f"{r['test_error']:.2f}{paper} | {r['epochs']} | {r['train_minutes']:.0f} min | "
+                   f"`{r['command']}` |")
+    if results.get("in_progress"):
+        out += ["", "Still training (resume with the command shown):", ""]
+        for r in results["in_progress"]:
+            out.append(f"- `{Path(r['checkpoint']).name}`: epoch {r['epoch']}/{r['epochs']}, "
+                       f"test error so far {r['test_error']:.2f}% — `{r['command']}`")
+    return "\n".join(out) + "\n"
+
+
+def write_table(folder: str | os.PathLike = "checkpoints") -> tuple[Path, Path]:
+    results = collect_results(folder)
+    jpath, mpath = Path(folder) / "results.json", Path(folder) / "results.md"
+    atomic_write_text(jpath, json.dumps(results, indent=1) + "\n")
+    atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results))
+    return jpath, mpath
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: str | os.PathLike, results: dict) -> bool:
+    """Replace the block between the results markers in ``readme`` with the results table.
+    Returns False (and changes nothing) if the markers are missing."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = f"{README_START}\n<!-- generated by: python -m stn_explore.evaluate --table -->\n" \
+            f"{results_markdown(results)}{README_END}"
+    atomic_write_text(path, head + block + tail)
+    return True
