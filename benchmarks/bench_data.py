@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_data [--n 10000] [--repeats 3]      (from the repo root)
 
-Uses $STN_DATA_DIR's MNIST test split when set, else the bundled sample (digits reused).
+Uses $STN_DATA_DIR's MNIST test split when set, else the MNIST test split shipped with
+stn_explore (the same 10,000 digits).
 Reference measured in the same run: one bare affine warp of the same number of digits to
 42×42 (the floor under RTS generation: sampling parameters, building the batch of θ,
 quantising to uint8 and chunking come on top).
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     digits = load_digits("test")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: {len(digits)} from {digits.source}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: {len(digits)}, {digits.source}")
     idx = D.fixed_set_indices(len(digits), args.n, 0)
     x = torch.from_numpy(digits.images[idx]).float().div(255).unsqueeze(1)
     theta = stn.theta_from_params(torch.rand(args.n) * 90 - 45, 1.3)

@@ -28,7 +28,7 @@ def main() -> None:
     canvas = {"rts": 42, "cluttered": 60}.get(args.task, 28)
     base, labels = compare.base_images(args.task, d.images[:args.n], canvas), d.labels[:args.n]
     values = compare.SWEEPS["rotation"][0]
-    print(f"{args.n} digits from {d.source}; {len(values)} angles")
+    print(f"the first {args.n} digits of the {d.source}; {len(values)} angles")
     for row in compare.PAIR:
         loaded = compare.load_classifier(compare.checkpoint_path("checkpoints", args.task, row))
         t = time.perf_counter()

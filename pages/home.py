@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from app_shell import ensure_router
-from stn_explore.explorer import figures, playground as pg
+from app_ui.shell import ensure_router
 from stn_explore.experiments.mnist import load_digits
+from stn_explore.explorer import figures
+from stn_explore.explorer import playground as pg
 
 ensure_router("")
 

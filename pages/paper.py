@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import streamlit as st
 
-from app_shell import ensure_router
+from app_ui.shell import ensure_router
 from stn_explore.experiments import distortions as D
 from stn_explore.experiments import results as E
+from stn_explore.experiments.checkpoint import default_checkpoint_dir
 
 ensure_router("paper")
 
-RESULTS = Path("checkpoints/results.json")
+RESULTS = default_checkpoint_dir() / "results.json"
 
 
 @st.cache_data(show_spinner=False)

@@ -20,8 +20,10 @@ _REAL_DATA_DIR = os.environ.get("STN_DATA_DIR")
 
 @pytest.fixture(autouse=True)
 def _isolated_data_env(monkeypatch, tmp_path_factory):
-    """No test sees the developer's STN_DATA_DIR or download cache unless it asks for them."""
+    """No test sees the developer's STN_DATA_DIR, STN_CHECKPOINT_DIR or download cache unless
+    it asks for them."""
     monkeypatch.delenv("STN_DATA_DIR", raising=False)
+    monkeypatch.delenv("STN_CHECKPOINT_DIR", raising=False)
     monkeypatch.setenv("STN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 

@@ -93,13 +93,13 @@ def test_compare_page_widgets_and_gallery():
     at = app()
     assert not at.exception, [e.value for e in at.exception]
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 4 and charts[2]["data"][0]["type"] == "bar"  # no sweep until asked
+    assert len(charts) == 5 and charts[2]["data"][0]["type"] == "bar"  # no sweep until asked
     v_before = charts[1]["data"][0]["source"]
     for key, val in (("cmp_angle", 90), ("cmp_scale", 0.6), ("cmp_sx", 0.2), ("cmp_sy", -0.2)):
         at.slider(key=key).set_value(val).run()
         assert not at.exception
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert all("CNN" in c["layout"]["title"]["text"] for c in charts[2:])
+    assert all("CNN" in c["layout"]["title"]["text"] for c in charts[2:4])
     assert charts[1]["data"][0]["source"] != v_before  # the transformer saw the new input
     at.number_input(key="cmp_index").set_value(5).run()
     at.button(key="cmp_random").click().run()
@@ -119,9 +119,28 @@ def test_compare_page_sweep(monkeypatch):
     at = app()
     at.button_group(key="cmp_sweep").set_value("scale").run()
     assert not at.exception, [e.value for e in at.exception]
-    sweep = json.loads(at.get("plotly_chart")[4].proto.spec)
+    sweep = json.loads(at.get("plotly_chart")[5].proto.spec)
     assert [t["name"] for t in sweep["data"]] == ["CNN", "ST-CNN"] and sweep["data"][0]["x"] == [0.8, 1.0, 1.2]
     assert sweep["layout"]["shapes"][0]["x0"] == 0.7  # RTS trains on scales 0.7-1.2
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_says_what_the_transformer_learned():
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    verdicts = [m.value for m in at.markdown if m.value.startswith("**Undoes") or m.value.startswith("**Collapsed")]
+    assert len(verdicts) == 1 and "shift" in verdicts[0] and "rotation r = " in verdicts[0]
+    fig = json.loads(at.get("plotly_chart")[4].proto.spec)
+    titles = [fig["layout"][k]["title"]["text"] for k in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
+    assert titles == ["applied rotation (°)", "digit centre x", "applied scale", "IoU with the digit's box"]
+    assert len(fig["data"][0]["x"]) == 1000  # one point per test image shown on the page
+    from stn_explore.experiments import evaluate
+
+    # the page's verdict is the CLI's on the same images
+    res = evaluate.evaluate_checkpoint(ROOT / "checkpoints" / "rts_st-cnn_affine.pt", grids=True,
+                                       log=lambda m: None)
+    assert res["diagnostics"][0]["verdict"].split(";")[0] in verdicts[0]
 
 
 def test_compare_page_missing_and_unfinished_checkpoints_name_the_command(tmp_path, idx_dir, monkeypatch,
@@ -160,7 +179,7 @@ def test_compare_page_upload_own_digit():
     assert not at.exception, [e.value for e in at.exception]
     assert any("inverted" in m.value for m in at.markdown)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 4
+    assert len(charts) == 5  # input, V, two probability charts, what the transformer learned
     at.file_uploader(key="cmp_upload").upload("notes.txt", b"not an image", "text/plain").run()
     assert not at.exception and at.error and "notes.txt" in at.error[0].value
 

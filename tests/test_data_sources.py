@@ -1,4 +1,5 @@
-"""MNIST sources: local IDX files, a loopback download, the bundled sample, the real data."""
+"""MNIST sources: local IDX files, a loopback download, the shipped data, the sources CLI, the
+real data. (The shipped files themselves: tests/test_shipped_data.py.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stn_explore.experiments import data as data_mod
 from stn_explore.experiments import mnist
 from stn_explore.experiments.mnist import DataSourceError, load_digits, read_idx, write_idx
 
@@ -43,6 +45,7 @@ def test_load_local_folder_by_argument_and_env(idx_dir, monkeypatch):
     assert d.images.shape == (200, 28, 28) and d.images.dtype == np.uint8
     assert d.labels.dtype == np.int64 and d.labels.shape == (200,)
     assert str(idx_dir) in d.source and not d.is_sample
+    assert d.source == f"200 digits of the MNIST training split from local IDX files in {idx_dir}"
     np.testing.assert_array_equal(d.images, synthetic_digits(200, 1).images)
     monkeypatch.setenv("STN_DATA_DIR", str(idx_dir))
     t = load_digits("test")
@@ -72,7 +75,7 @@ def test_fashion_mnist_loads_through_the_same_path(tmp_path):
     write_idx(tmp_path / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte.gz", d.labels.astype(np.uint8))
     got = load_digits("train", root=tmp_path, dataset="fashion-mnist")
     np.testing.assert_array_equal(got.images, d.images)
-    # no sample fallback exists for Fashion-MNIST: a clear error instead
+    # no shipped fallback exists for Fashion-MNIST: a clear error instead
     with pytest.raises(DataSourceError, match="download"):
         load_digits("train", dataset="fashion-mnist")
 
@@ -84,24 +87,56 @@ def test_bad_split_and_dataset_names():
         load_digits("train", dataset="kmnist")
 
 
-# ----------------------------------------------------------------------------- bundled sample
-def test_bundled_sample_is_the_offline_default():
+# ----------------------------------------------------------------------------- shipped data, order
+def test_shipped_data_is_the_offline_default():
     tr, te = load_digits("train"), load_digits("test")
-    assert tr.is_sample and te.is_sample
-    assert "sample data" in tr.source
-    assert len(tr) == 4000 and len(te) == 1000
-    np.testing.assert_array_equal(np.bincount(te.labels), [100] * 10)
-    np.testing.assert_array_equal(np.bincount(tr.labels), [400] * 10)
+    assert te.source == mnist.SHIPPED_TEST_SOURCE and len(te) == 10000 and not te.is_sample
+    assert tr.source == mnist.SHIPPED_TRAIN_SOURCE and len(tr) == 5000 and tr.is_sample
     assert tr.images.dtype == np.uint8 and tr.images.shape[1:] == (28, 28)
-    # deterministic split, disjoint parts
-    np.testing.assert_array_equal(load_digits("test").images, te.images)
-    train_rows = {img.tobytes() for img in tr.images}
-    assert sum(img.tobytes() in train_rows for img in te.images) == 0
+    np.testing.assert_array_equal(load_digits("test").images, te.images)   # deterministic
 
 
-def test_sample_can_be_refused():
-    with pytest.raises(DataSourceError):
-        load_digits("train", allow_sample=False)
+def test_shipped_data_can_be_refused():
+    with pytest.raises(DataSourceError, match="no mnist data found"):
+        load_digits("train", allow_shipped=False)
+
+
+def test_a_named_folder_and_the_cache_come_before_the_shipped_data(idx_dir, monkeypatch):
+    assert mnist.choose_source("test").kind == "shipped"
+    # files downloaded earlier win over the shipped data
+    cached = mnist.cache_dir()
+    cached.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (cached / name).write_bytes((idx_dir / name).read_bytes())
+    assert mnist.choose_source("test").kind == "cache"
+    got = load_digits("test")
+    assert len(got) == 60 and got.source == f"60 digits of the MNIST test split from downloaded files in {cached}"
+    assert mnist.choose_source("train").kind == "shipped"   # per split: no cached train files
+    # a named folder wins over both, and names why
+    monkeypatch.setenv("STN_DATA_DIR", str(idx_dir))
+    choice = mnist.choose_source("test")
+    assert choice.kind == "folder" and "STN_DATA_DIR" in choice.why
+    assert mnist.choose_source("test", root=idx_dir).why.startswith("the folder named by --data-dir")
+
+
+def test_sources_cli_names_each_split_source_and_why(idx_dir, capsys, monkeypatch):
+    assert data_mod.main(["sources"]) == 0
+    out = capsys.readouterr().out
+    for step in ("1. a folder of IDX files named by --data-dir or STN_DATA_DIR", "2. files downloaded earlier",
+                 "3. a download of the standard files with --download", "4. the data shipped with stn_explore"):
+        assert step in out
+    assert "train:  5,000 digits, MNIST training sample (5,000 digits shipped with stn_explore)" in out
+    assert "test : 10,000 digits, MNIST test split, 10,000 held-out digits (shipped with stn_explore)" in out
+    assert out.count("why: no folder named") == 2
+    monkeypatch.setenv("STN_DATA_DIR", str(idx_dir))
+    assert data_mod.main(["sources"]) == 0
+    out = capsys.readouterr().out
+    assert f"test :     60 digits, 60 digits of the MNIST test split from local IDX files in {idx_dir}" in out
+    assert out.count("why: the folder named by STN_DATA_DIR") == 2
+    # a named folder without the files is an error, not a fallback to the shipped data
+    assert data_mod.main(["sources", "--data-dir", str(idx_dir / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "no mnist train files" in err and "--data-dir" in err
 
 
 # ----------------------------------------------------------------------------- loopback download

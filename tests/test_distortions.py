@@ -194,11 +194,16 @@ def test_export_cli_errors_are_clear(tmp_path, capsys):
     assert rc == 2 and "--digit applies to the coloc task only" in capsys.readouterr().err
 
 
-def test_export_from_bundled_sample_is_marked(tmp_path):
+def test_export_offline_names_the_shipped_digits(tmp_path, capsys):
     out = tmp_path / "r.npz"
     assert data_mod.main(["export", "--task", "r", "--n", "10", "--out", str(out)]) == 0
     _, meta = data_mod.load_npz(out)
-    assert meta["is_sample"] and "sample data" in meta["source"]
+    assert meta["source"] == "MNIST test split, 10,000 held-out digits (shipped with stn_explore)"
+    assert not meta["is_sample"] and meta["split"] == "test"
+    assert "made from the MNIST test split, 10,000 held-out digits" in capsys.readouterr().out
+    assert data_mod.main(["export", "--task", "r", "--split", "train", "--n", "10", "--out", str(out)]) == 0
+    _, meta = data_mod.load_npz(out)
+    assert meta["is_sample"] and "training sample (5,000 digits shipped with stn_explore)" in meta["source"]
 
 
 def test_real_test_set_is_drawn_from_test_split_only(mnist_dir):

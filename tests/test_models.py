@@ -71,3 +71,19 @@ def test_input_offset_default_and_legacy_checkpoints():
     x = torch.rand(2, 1, 42, 42)
     # the offset is subtracted before the head: same as feeding x - 0.5 to the offset-0 model
     assert torch.allclose(b(x), a(x - 0.5), atol=1e-6)
+
+
+def test_pooled_localisation_and_smaller_output():
+    # the cluttered recipe: the localisation net sees the input max-pooled 2×, the transformer
+    # outputs 30×30 from 60×60; at initialisation it samples the whole input (identity)
+    args = ModelArgs(name="st-cnn", input_size=(60, 60), st_out_size=(30, 30), loc_pool=2)
+    model = build_model(args)
+    x = torch.rand(3, 1, 60, 60)
+    logits, aux = model(x, return_aux=True)
+    assert logits.shape == (3, 10) and aux["v"][0].shape == (3, 1, 30, 30)
+    assert isinstance(model.transformers[0].localisation[0], torch.nn.MaxPool2d)
+    torch.testing.assert_close(aux["params"][0], torch.eye(2, 3).expand(3, 2, 3))
+    again = build_model(ModelArgs.from_dict(args.to_dict()))  # rebuilt from a checkpoint's plain dict
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again(x), logits)
+    assert ModelArgs.from_dict({k: v for k, v in args.to_dict().items() if k != "loc_pool"}).loc_pool == 1

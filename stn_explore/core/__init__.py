@@ -45,7 +45,6 @@ from .transformer import (
     warp,
 )
 
-
 __all__ = [
     "AffineParams",
     "LocalisationConv",

@@ -13,6 +13,7 @@ import torch
 from ._checks import check_finite, check_float, check_shape, check_size
 from .coords import TensorLike, _check_points, _homogeneous_base_grid
 
+
 # --------------------------------------------------------------------------------------
 # Affine (eq. 1) and attention (eq. 2)
 # --------------------------------------------------------------------------------------

@@ -27,12 +27,28 @@ from typing import Sequence
 import torch
 
 from ._checks import check_finite
-from .affine import (AffineParams, affine_grid, affine_transform_points, attention_theta,
-                     compose, invert, params_from_theta, theta_from_params, theta_to_pixel_matrix,
-                     to_homogeneous)
+from .affine import (
+    AffineParams,
+    affine_grid,
+    affine_transform_points,
+    attention_theta,
+    compose,
+    invert,
+    params_from_theta,
+    theta_from_params,
+    theta_to_pixel_matrix,
+    to_homogeneous,
+)
 from .coords import base_grid, normalized_to_pixel, pixel_to_normalized
-from .projective import (PROJECTIVE_EPS, frame_corners, homography_from_corners, homography_from_points,
-                         projective_grid, projective_min_denominator, projective_transform_points)
+from .projective import (
+    PROJECTIVE_EPS,
+    frame_corners,
+    homography_from_corners,
+    homography_from_points,
+    projective_grid,
+    projective_min_denominator,
+    projective_transform_points,
+)
 from .tps import control_points, tps_grid, tps_transform_points
 
 __all__ = [

@@ -14,6 +14,7 @@ import torch
 from ._checks import check_finite, check_float, check_shape, check_size, shape_str
 from .coords import _check_points, base_grid
 
+
 # --------------------------------------------------------------------------------------
 # Thin plate spline (Bookstein 1989), 16 control points by default
 # --------------------------------------------------------------------------------------

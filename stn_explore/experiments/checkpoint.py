@@ -22,12 +22,12 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
-from .io import default_mode
+from .io import atomic_writer
 
 FORMAT = 1
 
@@ -37,18 +37,12 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then an atomic rename: a crash
-    mid-write never leaves a truncated checkpoint behind."""
+    """``torch.save`` through :func:`~stn_explore.experiments.io.atomic_writer` (a synced
+    temporary file beside ``path``, then an atomic rename): a crash mid-write never leaves a
+    truncated checkpoint behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_writer(path) as fh:
+        torch.save(ckpt, fh)
     return path
 
 
@@ -94,42 +88,44 @@ def compact(ckpt: dict) -> dict:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def training_lock(path: str | os.PathLike):
-    """Hold ``<path>.lock`` while a run writes ``path``: a second process training the same
-    file is refused with a clear message (two writers would interleave epochs). A lock left
-    by a process that no longer exists is taken over."""
-    lock = Path(str(path) + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
-                raise CheckpointError(f"{path} is being trained by another process (pid {pid}); "
-                                      f"wait for it or stop it (its lock: {lock})") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        break
-    else:
-        raise CheckpointError(f"cannot take the lock {lock}")
+    """Hold ``<path>.lock`` while a run writes ``path``: a second process (or thread) training
+    the same file is refused with :class:`CheckpointError`, as two writers would interleave
+    epochs. Yields the lock file's path.
+
+    The lock is the operating system's lock on the open lock file (``filelock``: ``flock`` on
+    POSIX, ``LockFileEx`` on Windows), not the file's existence: it is released when its
+    holder exits, however it exits (a killed run leaves no stale lock), and no pid is read, so
+    none can be misread or reused. The empty lock file may stay behind after the run; it
+    holds nothing (git ignores ``*.lock``).
+    """
+    lock_path = Path(str(path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path, timeout=0)
     try:
-        yield lock
+        lock.acquire()
+    except Timeout:
+        raise CheckpointError(f"{path} is being trained by another process, which holds the lock "
+                              f"{lock_path}; wait for it to finish or stop it") from None
+    try:
+        yield lock_path
     finally:
-        lock.unlink(missing_ok=True)
+        lock.release()
+
+
+def default_checkpoint_dir() -> Path:
+    """Where checkpoints are read and written when no folder or file is given:
+
+    1. ``$STN_CHECKPOINT_DIR`` if set;
+    2. else, running from a source checkout, its ``checkpoints/`` folder (beside the
+       ``stn_explore`` package), whatever the current directory;
+    3. else ``./checkpoints`` (an installed package has no folder of its own to write to).
+
+    Read at every call, so a change of the variable takes effect at once.
+    """
+    env = os.environ.get("STN_CHECKPOINT_DIR")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[2] / "checkpoints"  # stn_explore/experiments/ → root
+    return checkout if checkout.is_dir() else Path("checkpoints")

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true", help="continue the run in --out if it exists")
     ap.add_argument("--compact", action="store_true",
                     help="when finished, store float16 weights without optimiser state (re-measured)")
-    ap.add_argument("--data-dir", help="MNIST IDX folder (default $STN_DATA_DIR, else the bundled sample)")
+    ap.add_argument("--data-dir", help="MNIST IDX folder (default $STN_DATA_DIR, else the data shipped with "
+                                       "stn_explore: a 5,000-digit training sample and the MNIST test split)")
     ap.add_argument("--download", action="store_true", help="download full MNIST if no local copy exists")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     return ap
@@ -213,8 +214,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {out} holds the last save; continue with --resume", file=sys.stderr)
         return 130
-    tag = " (sample data)" if ckpt["data"]["is_sample"] else ""
-    print(f"done: {out} ({ckpt['data']['n_train_digits']} training digits of class {cfg.digit}){tag}")
+    print(f"done: {out} ({ckpt['data']['n_train_digits']} training digits of class {cfg.digit} from the "
+          f"{ckpt['data']['train_source']}; held-out images from the {ckpt['data']['test_source']})")
     return 0
 
 

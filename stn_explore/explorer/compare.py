@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..experiments.checkpoint import CheckpointError, load_checkpoint
-from ..experiments.distortions import to_batch
-from ..experiments.models import load_model
-from ..experiments.results import command_for
 from ..core.geometry import theta_from_params
 from ..core.transformer import warp
+from ..experiments import diagnostics as G
+from ..experiments.checkpoint import CheckpointError, load_checkpoint
+from ..experiments.data import make_task_set
+from ..experiments.distortions import config_from_dict, image_shape, to_batch
+from ..experiments.mnist import load_digits
+from ..experiments.models import load_model
+from ..experiments.results import command_for
 
 PAIR = ("cnn", "st-cnn_affine")  # checkpoint name suffixes compared on /compare
 #: MNIST addition: the CNN against one of the parallel-transformer models (user's choice)
@@ -57,6 +60,64 @@ class Loaded:
 def is_finished(ckpt: dict) -> bool:
     """True once a run reached the epochs it was planned for (earlier it is still training)."""
     return int(ckpt["epoch"]) >= int(ckpt["train_config"]["epochs"])
+
+
+def load_pair(folder: str | Path, task: str, st_row: str | None = None
+              ) -> tuple[tuple[Loaded | None, Loaded | None], dict[str, str]]:
+    """The (CNN, transformer model) pair of a task, and why any of them is missing: a model is
+    None when its checkpoint is missing, unreadable or still training; ``problems[row]`` then
+    says so (followed on the page by :func:`missing_command`)."""
+    out, problems = [], {}
+    for row in pair_for(task, st_row):
+        path = checkpoint_path(folder, task, row)
+        loaded = None
+        if not path.is_file():
+            problems[row] = f"Missing checkpoint `{path}`. Make it with:"
+        else:
+            try:
+                loaded = load_classifier(path)
+            except CheckpointError as exc:
+                problems[row] = f"`{path}` cannot be used ({exc}). Remake it with:"
+            else:
+                if not is_finished(loaded.checkpoint):
+                    problems[row] = (f"`{path}` is still training (epoch {loaded.checkpoint['epoch']}/"
+                                     f"{loaded.checkpoint['train_config']['epochs']}). Continue it with:")
+                    loaded = None
+        out.append(loaded)
+    return (out[0], out[1]), problems
+
+
+def test_images(task: str, config: dict, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first ``n`` images of a task's fixed test set (recipe ``config`` as stored in a
+    checkpoint, seed 0 like the checkpoints' own test sets) from the MNIST test split of the
+    current data source: ``images``, ``labels``, and the source's description."""
+    cfg = config_from_dict(task, config)
+    arrays, meta = make_task_set(task, "test", n, seed, cfg, load_digits("test"))
+    return arrays["images"], arrays["labels"], meta["source"]
+
+
+def learned(model: torch.nn.Module, task: str, config: dict, n: int, seed: int = 0) -> dict:
+    """What the model's transformers learned, on the first ``n`` images of the task's fixed
+    test set: ``reports`` (one per transformer, :func:`stn_explore.experiments.diagnostics.diagnose`),
+    ``stats`` (per transformer: ``rotation``, ``centre``, ``size``, ``box`` per image, see
+    :func:`~stn_explore.experiments.diagnostics.region_stats`), ``iou`` (per transformer, or
+    None without boxes) and ``truth`` (the applied distortions)."""
+    cfg = config_from_dict(task, config)
+    arrays, _ = make_task_set(task, "test", n, seed, cfg, load_digits("test"))
+    corners = G.model_corners(model, arrays["images"])
+    truth = G.truth_from_arrays(arrays)
+    size = arrays["images"].shape[-2:]
+    stats = [G.region_stats(corners[:, k], size) for k in range(corners.shape[1])]
+    return {"reports": G.diagnose(corners, truth, size), "stats": stats, "truth": truth,
+            "iou": [G.box_iou(s["box"], truth["boxes"]) if "boxes" in truth else None for s in stats]}
+
+
+def attention_summary(shares: list[np.ndarray]) -> list[str]:
+    """One line per parallel transformer: how often it takes its output ink from one channel
+    (``shares`` from :func:`ink_share` over a test set)."""
+    return [f"transformer {k + 1}: median {np.nanmedian(sh[:, 0]):.0%}; "
+            f"> 80% from channel 1 on {np.mean(sh[:, 0] > 0.8):.0%} of images, "
+            f"> 80% from channel 2 on {np.mean(sh[:, 1] > 0.8):.0%}" for k, sh in enumerate(shares)]
 
 
 def load_classifier(path: str | Path) -> Loaded:
@@ -148,6 +209,14 @@ def base_images(task: str, digits: np.ndarray, canvas: int) -> np.ndarray:
     out = np.zeros((len(digits), canvas, canvas), np.uint8)
     out[:, off:off + digits.shape[-2], off:off + digits.shape[-1]] = digits
     return out
+
+
+def sweep_base(task: str, config: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` MNIST test digits, undistorted and centred on the task's canvas, and
+    their labels: what a robustness sweep distorts."""
+    d = load_digits("test")
+    canvas = image_shape(task, config_from_dict(task, config))[-1]
+    return base_images(task, d.images[:n], canvas), d.labels[:n]
 
 
 def distorted_for(kind: str, value: float, images: np.ndarray) -> np.ndarray:

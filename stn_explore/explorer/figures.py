@@ -221,6 +221,50 @@ def sweep_figure(values: np.ndarray, errors: dict, *, xlabel: str, shade: tuple 
     return go.Figure({"data": data, "layout": layout})
 
 
+def learned_figure(truth: dict, stats: dict, iou: np.ndarray | None = None, *, width: int = 900,
+                   height: int = 260) -> go.Figure:
+    """Applied vs recovered distortion, one scatter per quantity the test set knows: rotation
+    (applied angle vs rotation undone, degrees), shift (digit centre x vs region centre x,
+    normalised), scale (applied scale vs region size); and, with ``iou`` ``(N,)``, the histogram
+    of the region box's IoU with the digit's box. ``truth``/``stats`` as returned by
+    :func:`stn_explore.explorer.compare.learned` for one transformer."""
+    panels = []
+    if "angles" in truth:
+        panels.append(("rotation", truth["angles"], stats["rotation"], "applied rotation (°)", "rotation undone (°)"))
+    if "centres" in truth:
+        panels.append(("shift", truth["centres"][:, 0], stats["centre"][:, 0], "digit centre x", "region centre x"))
+    if "scales" in truth:
+        panels.append(("scale", truth["scales"], stats["size"], "applied scale", "region size"))
+    n = len(panels) + (iou is not None)
+    if n == 0:
+        raise ValueError("nothing to plot: the test set carries no angles, centres, scales or boxes")
+    gap = 0.06
+    w = (1 - gap * (n - 1)) / n
+    data, layout = [], {"width": width, "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)",
+                        "margin": {"l": 45, "r": 10, "t": 30, "b": 45}, "annotations": []}
+    for i, (name, x, y, xl, yl) in enumerate(panels + ([("iou", None, None, "IoU with the digit's box",
+                                                          "images")] if iou is not None else [])):
+        ax = "" if i == 0 else str(i + 1)
+        dom = [i * (w + gap), i * (w + gap) + w]
+        layout[f"xaxis{ax}"] = {"domain": dom, "title": {"text": xl}, "anchor": f"y{ax}"}
+        layout[f"yaxis{ax}"] = {"title": {"text": yl}, "anchor": f"x{ax}"}
+        if name == "iou":
+            data.append({"type": "histogram", "x": np.round(np.asarray(iou), 3).tolist(), "xaxis": f"x{ax}",
+                         "yaxis": f"y{ax}", "xbins": {"start": 0, "end": 1, "size": 0.05},
+                         "marker": {"color": OUTLINE_COLOR}})
+            layout[f"xaxis{ax}"]["range"] = [0, 1]
+            continue
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        data.append({"type": "scatter", "mode": "markers", "x": np.round(x, 4).tolist(), "y": np.round(y, 4).tolist(),
+                     "xaxis": f"x{ax}", "yaxis": f"y{ax}", "marker": {"size": 4, "opacity": 0.5, "color": "#1f77b4"},
+                     "hovertemplate": f"{xl}: %{{x}}<br>{yl}: %{{y}}<extra></extra>"})
+        if name != "scale":  # the diagonal: a transformer that undoes exactly what was applied
+            data.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "xaxis": f"x{ax}",
+                         "yaxis": f"y{ax}", "line": {"color": "#9aa5b1", "dash": "dot"}, "hoverinfo": "skip"})
+    return go.Figure({"data": data, "layout": layout})
+
+
 # ----------------------------------------------------------------------------- co-localisation
 TRUTH_COLOR = "#2ecc71"
 

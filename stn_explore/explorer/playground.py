@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .figures import frame_outline
-from ..core.geometry import (PROJECTIVE_EPS, control_points, homography_from_corners, make_grid,
-                       projective_min_denominator, theta_from_params, transform_points)
+from ..core.geometry import (
+    PROJECTIVE_EPS,
+    control_points,
+    homography_from_corners,
+    make_grid,
+    projective_min_denominator,
+    theta_from_params,
+    transform_points,
+)
 from ..core.sampling import outside_fraction, sample
+from .figures import frame_outline
 
 KINDS = ("affine", "attention", "projective", "tps")
 PATTERNS = ("checkerboard", "text")
@@ -64,7 +71,9 @@ def test_pattern(name: str = "checkerboard", size: int = 64) -> np.ndarray:
 
 def load_image_bytes(data: bytes, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
     """Decode an uploaded image (PNG, JPEG, … via Pillow) into ``(H, W)`` (grayscale) or
-    ``(H, W, 3)`` (colour) floats in [0, 1].
+    ``(H, W, 3)`` (colour) floats in [0, 1], upright: the EXIF orientation tag (set by phone
+    cameras instead of rotating the pixels) is applied, so the array looks as an image viewer
+    shows the photo (see :func:`_upright`).
 
     Images with a longer side above ``max_side`` are downscaled (the returned note says so);
     images above :data:`MAX_UPLOAD_PIXELS` pixels are refused. Raises
@@ -81,6 +90,8 @@ def load_image_bytes(data: bytes, max_side: int = MAX_SIDE) -> tuple[np.ndarray,
                 raise ImageInputError(f"the image is {w}×{h} pixels; the limit is "
                                       f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels")
             im.load()  # decode fully now: a truncated file fails here
+            im = _upright(im)
+            w, h = im.size  # a quarter turn swaps them
             colour = im.mode not in ("1", "L", "LA", "I", "I;16", "F", "P") or (
                 im.mode == "P" and "transparency" not in im.info and _palette_is_colour(im))
             im = im.convert("RGB" if colour else "L")
@@ -98,6 +109,18 @@ def load_image_bytes(data: bytes, max_side: int = MAX_SIDE) -> tuple[np.ndarray,
         im = im.resize(new, Image.Resampling.LANCZOS)
         note = f"downscaled from {w}×{h} to {new[0]}×{new[1]} (longer side limit {max_side} px)"
     return np.asarray(im, dtype=np.float32) / 255.0, note
+
+
+def _upright(im):
+    """``im`` turned and/or mirrored as its EXIF orientation tag (1–8) says, with the tag
+    removed; unchanged without a tag. A tag Pillow cannot read leaves the image as stored
+    (the pixels are still a valid image)."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        return im
 
 
 def _palette_is_colour(im) -> bool:

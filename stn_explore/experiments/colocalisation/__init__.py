@@ -95,6 +95,7 @@ from .live import LiveRun
 from .loss import random_crops_like, triplet_hinge
 from .model import LOCALISERS, ColocArgs, ColocNet, Embedding, HeatmapLocaliser
 from .recording import empty_recording, load_recording, recording_arrays
+from .report import paper_table, run_summary
 from .runs import (
     PAPER_CLEAN,
     PAPER_NOISY_RANGE,
@@ -104,6 +105,7 @@ from .runs import (
     load_run,
     run_path,
     run_view,
+    runs_folder,
 )
 from .training import (
     build_coloc_model,
@@ -115,6 +117,8 @@ from .training import (
 )
 
 __all__ = [
+    "paper_table",
+    "run_summary",
     "ATTENTION_START",
     "CANVAS",
     "COLOC_TRANSFORMS",
@@ -160,6 +164,7 @@ __all__ = [
     "recording_name",
     "run_path",
     "run_view",
+    "runs_folder",
     "train",
     "triplet_hinge",
 ]

@@ -5,6 +5,7 @@ Part of the co-localisation experiment: see :mod:`stn_explore.experiments.coloca
 
 from __future__ import annotations
 
+from ..checkpoint import default_checkpoint_dir
 from .recording import load_recording
 from .training import recording_name
 
@@ -14,15 +15,24 @@ PAPER_CLEAN = 100.0
 PAPER_NOISY_RANGE = (75.0, 93.0)
 
 
-#: where the shipped runs live (relative to the repository root, where the app runs)
-RUNS_FOLDER = "checkpoints"
+#: Where the shipped runs live: a folder, or None for :func:`default_checkpoint_dir` read at
+#: every call. Set at import to that function's answer, so that code reading the attribute
+#: directly gets a folder; new code calls :func:`runs_folder`. Tests assign a folder here.
+RUNS_FOLDER = default_checkpoint_dir()
+
+
+def runs_folder(folder=None):
+    """``folder`` if given, else :data:`RUNS_FOLDER`, else :func:`default_checkpoint_dir`."""
+    from pathlib import Path
+
+    if folder is not None:
+        return Path(folder)
+    return Path(RUNS_FOLDER) if RUNS_FOLDER is not None else default_checkpoint_dir()
 
 
 def run_path(digit: int, noise: int, folder=None):
-    """``<folder>/coloc_<digit>_<clean|noisy>.pt`` (default folder :data:`RUNS_FOLDER`)."""
-    from pathlib import Path
-
-    return Path(RUNS_FOLDER if folder is None else folder) / recording_name(digit, noise)
+    """``<folder>/coloc_<digit>_<clean|noisy>.pt`` (default folder :func:`runs_folder`)."""
+    return runs_folder(folder) / recording_name(digit, noise)
 
 
 def load_run(path) -> dict:
@@ -57,12 +67,10 @@ def attempts_note(attempts: list[dict] | None) -> str:
 def collect_runs(folder=None) -> list[dict]:
     """One row per finished co-localisation checkpoint ``coloc_*.pt`` in ``folder``: digit,
     variant, accuracy (% IoU > 0.5 on the held-out images), mean IoU, n, iterations, file."""
-    from pathlib import Path
-
     from ..checkpoint import CheckpointError, load_checkpoint
 
     rows = []
-    for path in sorted(Path(RUNS_FOLDER if folder is None else folder).glob("coloc_*.pt")):
+    for path in sorted(runs_folder(folder).glob("coloc_*.pt")):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError:

@@ -74,7 +74,9 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     data_info = {"task": "coloc", "digit": cfg.digit, "noise": cfg.noise,
                  "train_source": train_digits.source, "test_source": test_digits.source,
                  "is_sample": bool(train_digits.is_sample or test_digits.is_sample),
-                 "n_train_digits": int(len(pool)), "n_held_out": int(len(held["images"]))}
+                 "n_train_digits": int(len(pool)), "n_held_out": int(len(held["images"])),
+                 # the digits by content, so evaluate can tell the same digits read from elsewhere
+                 "train_md5": train_digits.content_md5(), "test_md5": test_digits.content_md5()}
 
     def snapshot(final: dict | None = None, stopped: bool = False) -> dict:
         return {"format": 1, "kind": "colocalisation", "version": __version__,

@@ -43,3 +43,4 @@ def ensure_router(url_path: str) -> None:
         return
     st.session_state[_GOTO] = (url_path, st.query_params.to_dict())
     st.switch_page("app.py")
+

@@ -1,0 +1,206 @@
+"""What did a trained transformer learn? Its sampling region on each test image, compared
+with the distortion that made the image.
+
+The *sampling region* of a transformer on an image is where its output frame lands in the
+input: the four corners ``(±1, ±1)`` of V (outer edges, CONVENTIONS.md) mapped through the
+transform — through its best affine fit for projective and TPS transforms, see
+:func:`region_corners` — in the order TL, TR, BR, BL of the output, normalised input
+coordinates. From it:
+
+* **centre** — the mean of the four corners;
+* **size** — ``sqrt(area) / 2``: 1 for the whole input, 0.5 for a region a quarter its area;
+* **rotation undone** — the angle (degrees) that the region's top edge makes with the x axis,
+  negated. A transformer that exactly inverts a distortion rotating the digit by ``a`` (the
+  recipes' ``angle``: canvas → digit is ``R(a)``) samples with ``R(-a)``: its top edge points at
+  ``-a``, so it scores ``a`` here and the correlation with the applied angles is 1;
+* **box** — the region's axis-aligned bounding box in pixels, for the IoU with the digit's
+  ground-truth box (pixel-centre convention, as the ``.npz`` contract's ``boxes``).
+
+A *collapsed* transformer does the same thing to every image: the corners' spread across
+images (their standard deviation, averaged over corners and axes) falls below
+:data:`COLLAPSE_SPREAD`. Working transformers here spread by ≥ 0.1 normalised units; the
+collapsed cluttered model of the first release spread by 0.004.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..core.geometry import base_grid, frame_corners, make_grid
+from ..core.transformer import unflatten_params
+
+#: below this corner spread (normalised units) a transformer is called collapsed
+COLLAPSE_SPREAD = 0.02
+#: a correlation at least this strong counts as "undoes" in the verdict. Scale gets a lower bar:
+#: handwritten digits differ in size before the recipe scales them, so even a transformer that
+#: normalises every digit's size tracks the applied scale only in part.
+FOLLOWS_R = {"shift": 0.8, "rotation": 0.8, "scale": 0.6}
+
+
+def region_corners(kind: str, params: torch.Tensor, samples: int = 15) -> np.ndarray:
+    """Corners ``(N, 4, 2)`` (TL, TR, BR, BL) of the sampling region of a batch of transform
+    parameters (``kind`` and shapes as in :func:`stn_explore.core.geometry.make_grid`).
+
+    The region is the *best affine fit* of the sampling map (least squares over a
+    ``samples × samples`` grid of output points), evaluated at the output frame's corners:
+    exact for affine and attention transforms; for projective and TPS ones it summarises where
+    the grid as a whole goes (a TPS's frame corners are free to wander over empty background
+    without changing V, so mapping them alone would say little)."""
+    params = params.detach().to(torch.float64)
+    g = make_grid(kind, params, (samples, samples)).reshape(len(params), -1, 2)  # (N, S², 2)
+    base = base_grid((samples, samples), dtype=torch.float64).reshape(-1, 2)
+    x = torch.cat((base, torch.ones(len(base), 1, dtype=torch.float64)), 1)      # (S², 3)
+    a = torch.linalg.pinv(x) @ g                                                    # (N, 3, 2)
+    corners = torch.cat((frame_corners(torch.float64), torch.ones(4, 1, dtype=torch.float64)), 1)
+    return (corners @ a).numpy()
+
+
+def model_corners(model, images: np.ndarray, batch_size: int = 250) -> np.ndarray:
+    """Sampling-region corners ``float32 (N, K, 4, 2)`` of each of the ``K`` transformers of a
+    classifier (:class:`~stn_explore.experiments.models.STClassifier`) on uint8 images
+    ``(N, H, W)`` / ``(N, C, H, W)``."""
+    from .distortions import to_batch
+
+    if not len(model.transformers):
+        raise ValueError("the model has no spatial transformer")
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            x = to_batch(images[s:s + batch_size])
+            per = [region_corners(st.kind, unflatten_params(st.kind, st.predict_params(x)))
+                   for st in model.transformers]
+            out.append(np.stack(per, 1))
+    return np.concatenate(out).astype(np.float32)
+
+
+def dead_units(model, images: np.ndarray, batch_size: int = 250) -> list[float]:
+    """For each transformer, the share of its localisation net's last hidden units (the input
+    of the regression layer) that are zero on every one of ``images``: 1.0 means the net
+    outputs one constant transform whatever the image — how the first cluttered model
+    collapsed (its ReLUs died early in training, and a dead ReLU gets no gradient back)."""
+    from .distortions import to_batch
+
+    alive = [None] * len(model.transformers)
+    model.eval()
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            x = to_batch(images[s:s + batch_size])
+            for k, st in enumerate(model.transformers):
+                f = (st.localisation(x).flatten(1) != 0).any(0)
+                alive[k] = f if alive[k] is None else alive[k] | f
+    return [float(1 - a.float().mean()) for a in alive]
+
+
+def region_stats(corners: np.ndarray, size_hw: tuple[int, int] | None = None) -> dict:
+    """Centre ``(N, 2)``, size ``(N,)``, rotation undone (degrees) ``(N,)`` and, with the input
+    size ``(H, W)``, the pixel bounding box ``(N, 4)`` of regions ``(N, 4, 2)``."""
+    c = np.asarray(corners, dtype=np.float64)
+    if c.ndim != 3 or c.shape[1:] != (4, 2):
+        raise ValueError(f"corners must have shape (N, 4, 2), got {c.shape}")
+    x, y = c[..., 0], c[..., 1]
+    area = 0.5 * np.abs((x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1))  # shoelace
+    top = c[:, 1] - c[:, 0]
+    out = {"centre": c.mean(1), "size": np.sqrt(area) / 2,
+           "rotation": -np.degrees(np.arctan2(top[:, 1], top[:, 0]))}
+    if size_hw is not None:
+        h, w = size_hw
+        px = ((x + 1) * w - 1) / 2
+        py = ((y + 1) * h - 1) / 2
+        out["box"] = np.stack((px.min(1), py.min(1), px.max(1), py.max(1)), 1)
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of axis-aligned boxes ``(N, 4)`` = x0, y0, x1, y1 (same units)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation, NaN when either side is constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or a.std() < 1e-12 or b.std() < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def truth_from_arrays(arrays: dict) -> dict:
+    """The known distortion of each image, from a task set or an exported ``.npz``: ``angles``
+    (degrees), ``scales``, ``centres`` (normalised ``(N, 2)``) and ``boxes`` (pixels), each
+    where the task has it (``angles``/``scales`` also read from the ``param_*`` arrays)."""
+    t = {}
+    for key, param in (("angles", "param_angle"), ("scales", "param_scale"), ("boxes", None)):
+        v = arrays.get(key, arrays.get(param) if param else None)
+        if v is not None:
+            t[key] = np.asarray(v, np.float64)
+    if "param_centre" in arrays:
+        t["centres"] = np.asarray(arrays["param_centre"], np.float64)
+    elif "boxes" in t:
+        h, w = np.asarray(arrays["images"]).shape[-2:]
+        b = t["boxes"]
+        t["centres"] = np.stack((((b[:, 0] + b[:, 2]) / 2 * 2 + 1) / w - 1,
+                                 ((b[:, 1] + b[:, 3]) / 2 * 2 + 1) / h - 1), 1)
+    return t
+
+
+def diagnose(corners: np.ndarray, truth: dict, size_hw: tuple[int, int]) -> list[dict]:
+    """One report per transformer for corners ``(N, K, 4, 2)`` against the known distortions
+    (:func:`truth_from_arrays`): ``spread``, ``collapsed``, ``rotation_r``, ``rotation_slope``
+    (recovered per applied degree), ``centre_r`` (mean of the x and y correlations),
+    ``size_r`` (with the scales), ``median_iou`` (region box vs digit box), ``mean_size``,
+    and a plain-language ``verdict``. Entries without a ground truth are None."""
+    corners = np.asarray(corners, np.float64)
+    if corners.ndim != 4 or corners.shape[2:] != (4, 2):
+        raise ValueError(f"corners must have shape (N, K, 4, 2), got {corners.shape}")
+    reports = []
+    for k in range(corners.shape[1]):
+        s = region_stats(corners[:, k], size_hw)
+        spread = float(corners[:, k].std(0).mean())
+        rep = {"transformer": k, "n": int(len(corners)), "spread": spread, "collapsed": spread < COLLAPSE_SPREAD,
+               "mean_size": float(s["size"].mean()), "rotation_r": None, "rotation_slope": None,
+               "centre_r": None, "size_r": None, "median_iou": None}
+        if "angles" in truth:
+            a = truth["angles"]
+            rep["rotation_r"] = _r(s["rotation"], a)
+            rep["rotation_slope"] = float(np.polyfit(a, s["rotation"], 1)[0]) if a.std() > 0 else None
+        if "centres" in truth:
+            rs = [r for r in (_r(s["centre"][:, i], truth["centres"][:, i]) for i in range(2)) if not math.isnan(r)]
+            rep["centre_r"] = float(np.mean(rs)) if rs else float("nan")
+        if "scales" in truth:
+            rep["size_r"] = _r(s["size"], truth["scales"])
+        if "boxes" in truth:
+            rep["median_iou"] = float(np.median(box_iou(s["box"], truth["boxes"])))
+        rep["verdict"] = verdict(rep)
+        reports.append(rep)
+    return reports
+
+
+def _follows(what: str, r) -> bool:
+    return r is not None and not math.isnan(r) and r >= FOLLOWS_R[what]
+
+
+def verdict(rep: dict) -> str:
+    """A sentence from a report: what the transformer undoes and what it does not."""
+    if rep["collapsed"]:
+        how = "zooms out" if rep["mean_size"] > 1.02 else ("zooms in" if rep["mean_size"] < 0.98 else "keeps the view")
+        return (f"Collapsed: the same sampling region for every image (spread {rep['spread']:.3f}); it {how} "
+                f"(region size {rep['mean_size']:.2f} of the input) whatever the digit.")
+    parts = {"shift": rep["centre_r"], "scale": rep["size_r"], "rotation": rep["rotation_r"]}
+    known = {k: v for k, v in parts.items() if v is not None and not math.isnan(v)}
+    done = [k for k, v in known.items() if _follows(k, v)]
+    not_done = [k for k in known if k not in done]
+    text = ("Undoes " + " and ".join(done) if done else "Undoes none of " + ", ".join(known) if known
+            else "Varies from image to image")
+    if done and not_done:
+        text += ", not " + " or ".join(not_done)
+    if rep["median_iou"] is not None:
+        text += f"; its region covers the digit's box with median IoU {rep['median_iou']:.2f}"
+    return text + "."
