@@ -90,6 +90,12 @@ def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
     parts.append(f"--epochs {tc['epochs']}")
     if tc.get("noise") is not None:
         parts.append(f"--noise {tc['noise']}")
+    # recipe options that differ from the CLI's defaults (older runs lack the keys: defaults)
+    for key, flag, default in (("optimizer", "--optimizer", "sgd"), ("lr", "--lr", 0.05),
+                               ("loc_lr_scale", "--loc-lr-scale", 0.1), ("st_out_size", "--st-out-size", 0),
+                               ("loc_pool", "--loc-pool", 1), ("ramp_epochs", "--ramp-epochs", 0)):
+        if tc.get(key, default) != default:
+            parts.append(f"{flag} {tc[key]:g}" if isinstance(tc[key], float) else f"{flag} {tc[key]}")
     if path is not None:
         parts.append(f"--out {Path(path).as_posix()}")
     return " ".join(parts)

@@ -56,6 +56,21 @@ class TrainConfig:
     n_train: int = 0  # 0 = all training digits
     noise: int | None = None  # clutter patches (cluttered/coloc), None = recipe default
     threads: int = 0
+    #: "sgd" (with momentum, the paper's) or "adam" (the cluttered recipe: with SGD the
+    #: localisation net's ReLUs died and the transformer collapsed to one fixed view)
+    optimizer: str = "sgd"
+    #: output side of the spatial transformer(s), 0 = the input's; smaller makes it zoom in
+    st_out_size: int = 0
+    #: the localisation net sees the input max-pooled by this factor
+    loc_pool: int = 1
+    #: curriculum: over the first N epochs the distortion grows linearly to the recipe's —
+    #: the rotation range (r, rts, addition) and the clutter count (cluttered); 0 = none
+    ramp_epochs: int = 0
+
+
+#: TrainConfig fields that change what is trained; --resume refuses a run that differs in any
+RECIPE_KEYS = ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise", "optimizer",
+               "st_out_size", "loc_pool", "ramp_epochs")
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -72,8 +87,26 @@ def task_config(cfg: TrainConfig):
 
 def model_args_for(cfg: TrainConfig) -> ModelArgs:
     c, h, w = D.image_shape(cfg.task, task_config(cfg))
-    return ModelArgs(name=cfg.model, in_channels=c, input_size=(h, w),
-                     n_classes=D.n_classes(cfg.task), transform=cfg.transform)
+    out = (cfg.st_out_size, cfg.st_out_size) if cfg.st_out_size else None
+    return ModelArgs(name=cfg.model, in_channels=c, input_size=(h, w), n_classes=D.n_classes(cfg.task),
+                     transform=cfg.transform, st_out_size=out, loc_pool=cfg.loc_pool)
+
+
+def epoch_task_config(cfg: TrainConfig, dcfg, epoch: int):
+    """The distortion recipe of (0-based) ``epoch``: under the curriculum (``ramp_epochs``)
+    the rotation range and the clutter count are the recipe's times ``(epoch + 1) /
+    (ramp_epochs + 1)`` until epoch ``ramp_epochs``, then the recipe's own (test sets always
+    use the full recipe)."""
+    if not cfg.ramp_epochs or epoch >= cfg.ramp_epochs:
+        return dcfg
+    f = (epoch + 1) / (cfg.ramp_epochs + 1)
+    if hasattr(dcfg, "max_angle"):
+        dcfg = D.with_overrides(dcfg, max_angle=dcfg.max_angle * f)
+    if hasattr(dcfg, "rts"):  # addition: both digits' rotation
+        dcfg = D.with_overrides(dcfg, rts=D.with_overrides(dcfg.rts, max_angle=dcfg.rts.max_angle * f))
+    if hasattr(dcfg, "n_clutter"):
+        dcfg = D.with_overrides(dcfg, n_clutter=int(dcfg.n_clutter * f))
+    return dcfg
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -81,6 +114,10 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     loc = model.localisation_parameters()
     if loc:
         groups.append({"params": loc, "lr_scale": cfg.loc_lr_scale})
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer != "sgd":
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd' or 'adam'")
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -110,8 +147,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
     if resume and out.is_file():
         ckpt = load_checkpoint(out)
         saved = ckpt["train_config"]
-        for key in ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise"):
-            if saved.get(key) != getattr(cfg, key):
+        defaults = TrainConfig()
+        for key in RECIPE_KEYS:  # runs saved before a key existed used its default
+            if saved.get(key, getattr(defaults, key)) != getattr(cfg, key):
                 raise CheckpointError(f"--resume: {out} was trained with {key}={saved.get(key)!r}, "
                                       f"not {getattr(cfg, key)!r}")
         if not cfg.lr_drops:
@@ -165,7 +203,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
         t0 = time.perf_counter()
         n_batches = math.ceil(len(train_digits) / cfg.batch_size)
         bar = tqdm(D.epoch_batches(cfg.task, train_digits.images, train_digits.labels, cfg.batch_size,
-                                   cfg.seed, epoch, dcfg),
+                                   cfg.seed, epoch, epoch_task_config(cfg, dcfg, epoch)),
                    total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False, file=sys.stderr)
         tot_loss = tot_err = seen = 0
@@ -218,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transform of the spatial transformer(s) (default affine; ignored for fcn/cnn)")
     g.add_argument("--noise", type=int, default=None, metavar="K",
                    help="clutter patches per image for the cluttered task (recipe default 8)")
+    g.add_argument("--st-out-size", type=int, default=0, metavar="N",
+                   help="output size N×N of the spatial transformer(s) (default: the input's); smaller than "
+                        "the input makes the transformer zoom in to keep detail (cluttered recipe: 30)")
+    g.add_argument("--loc-pool", type=int, default=1, metavar="K",
+                   help="the localisation net sees the input max-pooled K× (default 1; cluttered recipe: 2)")
     g = ap.add_argument_group("schedule (SGD with momentum, as in the paper)")
     g.add_argument("--epochs", type=int, default=40, help="passes over the training digits (default 40)")
     g.add_argument("--batch-size", type=int, default=128)
@@ -226,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate of the localisation net relative to --lr (default 0.1)")
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd (with momentum, the paper's; default) or adam (the cluttered recipe, with --lr 0.001)")
+    g.add_argument("--ramp-epochs", type=int, default=0, metavar="N",
+                   help="curriculum: grow the rotation range (r, rts, addition) and the clutter (cluttered) "
+                        "linearly to the recipe's over the first N epochs (default 0: none); test sets always "
+                        "use the full recipe")
     g.add_argument("--lr-drops", type=int, nargs="*", default=[],
                    help="epochs after which lr is divided by 10 (default: at 60%% and 85%% of --epochs)")
     g = ap.add_argument_group("data and reproducibility")
@@ -261,7 +310,8 @@ def main(argv=None) -> int:
                       batch_size=args.batch_size, lr=args.lr, loc_lr_scale=args.loc_lr_scale,
                       momentum=args.momentum, weight_decay=args.weight_decay, lr_drops=list(args.lr_drops),
                       seed=args.seed, test_seed=args.test_seed, n_test=args.n_test, n_train=args.n_train,
-                      noise=args.noise, threads=args.threads)
+                      noise=args.noise, threads=args.threads, optimizer=args.optimizer,
+                      st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs)
     out = Path(args.out) if args.out else default_out(cfg)
     try:
         res = train(cfg, out, resume=args.resume, data_dir=args.data_dir, download=args.download,
