@@ -18,7 +18,7 @@ def test_extra_rotation_updates_both_predictions(page, server):
     page.goto(server["url"] + "/compare?cmp_task=rts&cmp_index=7")
     wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(4)
+    expect(charts).to_have_count(5)  # input + grid, V, two probability charts, what the transformer learned
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                               .every(c => c.querySelector('.main-svg'))""")
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -33,6 +33,24 @@ def test_extra_rotation_updates_both_predictions(page, server):
         const d = [...c.querySelectorAll('.point path')].map(e => e.getAttribute('d'));
         return JSON.stringify(d) !== JSON.stringify(old); }""", arg=bars_before)
     screenshot(page, "compare_rotated")
+
+
+def test_what_the_transformer_learned_panel(page, server):
+    page.goto(server["url"] + "/compare?cmp_task=cluttered")
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="What did the transformer learn?")).to_be_visible()
+    verdict = page.locator('[data-testid="stMarkdown"]').filter(has_text="spread across images").first
+    expect(verdict).to_be_visible()
+    text = verdict.inner_text()
+    assert text.startswith(("Undoes", "Collapsed")) and "shift r = " in text, text
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(4)
+    chart.locator(".main-svg").first.wait_for()
+    titles = chart.locator("text").evaluate_all(
+        "els => els.filter(e => /^x\\d*title$/.test(e.getAttribute('class'))).map(e => e.textContent)")
+    assert titles == ["digit centre x", "IoU with the digit's box"], titles  # cluttered: shift + the box
+    assert chart.locator(".bars .point").count() > 0  # the IoU histogram is drawn
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot(page, "compare_learned")
 
 
 def stroke(page, canvas, points):
@@ -57,7 +75,7 @@ def test_drawn_digit_is_classified_and_clear_resets(page, server):
     expect(charts).to_have_count(0)
     stroke(page, canvas, [(0.5, 0.15), (0.5, 0.85)])  # a "1"
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "1")
-    expect(charts).to_have_count(4, timeout=30_000)
+    expect(charts).to_have_count(5, timeout=30_000)
     expect(page.get_by_text("as the models see it")).to_be_visible()
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                               .every(c => c.querySelector('.main-svg'))""")
