@@ -137,6 +137,11 @@ def test_results_table(tmp_path, idx_dir):
     md = (folder / "results.md").read_text()
     assert "| ST-CNN Aff |" in md and "(0.5)" in md and "10,000 MNIST training digits" in md
     assert "`rts_cnn.pt`" in md and "--out " in rows["cnn"]["command"]
+    # what the transformers learned, measured on the checkpoints themselves
+    (learned,) = results["transformers"]
+    assert learned["checkpoint"].endswith("rts_st-cnn_affine.pt") and learned["n"] == 1000
+    assert {"rotation_r", "centre_r", "size_r", "median_iou", "spread", "verdict"} <= set(learned)
+    assert "## What the transformers learned" in md and learned["verdict"] in md
     # a run that has not reached its planned epochs is listed as in progress, not as a result
     ck = torch.load(folder / "rts_cnn.pt", weights_only=True)
     ck["train_config"]["epochs"] = 5

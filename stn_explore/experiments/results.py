@@ -10,7 +10,9 @@ from pathlib import Path
 
 from . import distortions as D
 from .checkpoint import CheckpointError, default_checkpoint_dir, load_checkpoint
+from .data import make_task_set
 from .io import atomic_write_text
+from .mnist import load_digits
 
 #: The paper's test errors (%) — Table 1 (distorted MNIST), cluttered MNIST, Table 4.
 PAPER = {
@@ -45,12 +47,33 @@ def row_title(key: str) -> str:
     return f"{name} {dict(affine='Aff', projective='Proj', tps='TPS', attention='Att')[transform]}"
 
 
-def collect_results(folder: str | os.PathLike | None = None) -> dict:
+#: test images per checkpoint on which the results table measures what the transformers learned
+N_DIAGNOSED = 1000
+
+
+def transformer_report(ckpt: dict, test_digits) -> list[dict]:
+    """What a finished classifier's transformers learned (see
+    :func:`stn_explore.experiments.diagnostics.diagnose`), on the first :data:`N_DIAGNOSED`
+    images of its own fixed test set made from ``test_digits``."""
+    from . import diagnostics as G
+    from .models import load_model
+
+    info = ckpt["data"]
+    arrays, _ = make_task_set(info["task"], "test", N_DIAGNOSED, info["test_seed"],
+                              D.config_from_dict(info["task"], info["config"]), test_digits)
+    corners = G.model_corners(load_model(ckpt), arrays["images"])
+    return G.diagnose(corners, G.truth_from_arrays(arrays), arrays["images"].shape[-2:])
+
+
+def collect_results(folder: str | os.PathLike | None = None, diagnose: bool = True) -> dict:
     """Read every classifier checkpoint in ``folder`` (default
     :func:`~stn_explore.experiments.checkpoint.default_checkpoint_dir`) into a results dict
-    (recorded errors)."""
+    (recorded errors); with ``diagnose``, also what each finished model's transformers learned
+    (``transformers``: one row per transformer, measured now on the MNIST test split of the
+    current data source)."""
     folder = _folder(folder)
-    rows, in_progress = [], []
+    rows, in_progress, transformers = [], [], []
+    test_digits = None
     for path in sorted(folder.glob("*.pt")):
         try:
             ckpt = load_checkpoint(path)
@@ -74,12 +97,19 @@ def collect_results(folder: str | os.PathLike | None = None) -> dict:
             "is_sample": info["is_sample"], "parameters": ckpt.get("parameters", {}).get("total"),
             "command": command_for(tc, path),
         })
+        if diagnose and "st" in tc["model"]:
+            test_digits = test_digits or load_digits("test")
+            for rep in transformer_report(ckpt, test_digits):
+                transformers.append({"checkpoint": path.as_posix(), "task": tc["task"], "model": row_title(key),
+                                     **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in rep.items()},
+                                     "digits": test_digits.source})
     from .colocalisation import collect_runs
 
     coloc = [{**r, "path": Path(r["path"]).as_posix()} for r in collect_runs(folder)]
     return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
                     "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
-            "paper": PAPER, "results": rows, "in_progress": in_progress, "colocalisation": coloc}
+            "paper": PAPER, "results": rows, "in_progress": in_progress, "colocalisation": coloc,
+            "transformers": transformers}
 
 
 def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
@@ -166,6 +196,30 @@ def checkpoints_markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def transformers_markdown(results: dict) -> str:
+    """What each transformer learned: one row per transformer of every finished ST model."""
+    rows = results.get("transformers") or []
+    if not rows:
+        return ""
+
+    def f(v):
+        return "" if v is None else f"{v:.2f}"
+
+    out = [f"What each transformer learned, on the first {N_DIAGNOSED} images of its model's fixed test set "
+           f"(made from the {rows[0]['digits']}), measured by `python -m stn_explore.evaluate --table` "
+           "(`--checkpoint … --grids out.npz` gives the same for any test set): correlation of the rotation it "
+           "undoes with the applied one, of its region's centre with the digit's, of its size with the applied "
+           "scale; the median IoU of its region's box with the digit's box; the spread of its region across "
+           "images (collapsed below 0.02).", "",
+           "| file | task | model | transformer | rotation r | centre r | size r | median IoU | spread | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{Path(r['checkpoint']).name}` | {D.TASK_TITLES[r['task']]} | {r['model']} | "
+                   f"{r['transformer'] + 1} | {f(r['rotation_r'])} | {f(r['centre_r'])} | {f(r['size_r'])} | "
+                   f"{f(r['median_iou'])} | {r['spread']:.3f} | {r['verdict']} |")
+    return "\n".join(out) + "\n"
+
+
 def write_table(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``results.json`` and ``results.md`` for the checkpoints in ``folder`` (default
     :func:`~stn_explore.experiments.checkpoint.default_checkpoint_dir`) into that folder."""
@@ -173,7 +227,9 @@ def write_table(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
     results = collect_results(folder)
     jpath, mpath = folder / "results.json", folder / "results.md"
     atomic_write_text(jpath, json.dumps(results, indent=1) + "\n")
-    atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results))
+    learned = transformers_markdown(results)
+    atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results)
+                      + ("\n## What the transformers learned\n\n" + learned if learned else ""))
     return jpath, mpath
 
 
