@@ -21,7 +21,7 @@ S = st.session_state
 FOLDER = default_checkpoint_dir()
 #: the folder as commands show it: relative when it is below the working directory
 SHOWN_FOLDER = Path(os.path.relpath(FOLDER)) if Path.cwd() in FOLDER.resolve().parents else FOLDER
-N_SHOWN = 1000  # test images offered on this page (the first of the fixed 10,000-image test set)
+N_SHOWN = 1000  # test images offered on this page: the fixed 1,000-image test set of the task (seed 0)
 SWEEP_N = 500
 CFG = {"displayModeBar": False}
 
@@ -57,7 +57,7 @@ def learned_panel(task: str, config: dict, st_row: str | None, name_b: str) -> N
     """Applied vs recovered rotation, shift and scale over the test images, the IoU with the
     digit's box, and a verdict per transformer computed from the same numbers."""
     res = learned(task, config, st_row)
-    st.caption(f"Over the first {N_SHOWN} images of the {task} test set: where each of the {name_b}'s "
+    st.caption(f"Over the {N_SHOWN} images of the fixed {task} test set above: where each of the {name_b}'s "
                "transformers samples (its region, the best affine fit of its grid), against the distortion "
                "that made the image. A transformer that exactly undoes the distortion puts every point on "
                "the dotted diagonal (correlation r = 1). Same figures as "
@@ -200,14 +200,16 @@ def addition_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:
 
 
 def gallery(images: np.ndarray, labels: np.ndarray, pa: np.ndarray, pb: np.ndarray, shares: list,
-            name_b: str, source: str) -> None:
+            name_b: str, source: str, task: str) -> None:
     """Test images where the two models disagree (both ways), each with a 'show' button."""
     if shares:
         st.markdown("**Does each transformer attend to one digit?** Share of each transformer's output ink that "
                     f"comes from channel 1, over the {len(labels)} test images:")
         st.markdown("\n".join(f"- {line}" for line in compare.attention_summary(shares)))
     dis = compare.disagreements(labels, pa, pb)
-    st.caption(f"On these {len(labels)} test images (the first of the fixed test set made from the {source}): "
+    st.caption(f"On these {len(labels)} test images (the fixed {task} test set, seed 0, made from the {source}; "
+               f"`python -m stn_explore.data export --task {task} --n {len(labels)} --seed 0 --out t.npz` writes "
+               f"them, and `python -m stn_explore.evaluate --checkpoint … --npz t.npz` gives the same errors): "
                f"CNN error {np.mean(pa != labels):.1%}, "
                f"{name_b} error {np.mean(pb != labels):.1%}. Under each image: its index, then the CNN's / the "
                f"{name_b}'s prediction; 'show' puts it above.")

@@ -57,7 +57,7 @@ st.subheader("What did the transformer learn?")
 ui.learned_panel(task, config, st_row, name_b)
 
 st.subheader("Where they disagree")
-ui.gallery(images, labels, *ui.test_predictions(task, config, st_row), name_b=name_b, source=source)
+ui.gallery(images, labels, *ui.test_predictions(task, config, st_row), name_b=name_b, source=source, task=task)
 
 st.subheader("Robustness sweep")
 ui.sweep(task, config)

@@ -143,6 +143,25 @@ def test_compare_page_says_what_the_transformer_learned():
     assert res["diagnostics"][0]["verdict"].split(";")[0] in verdicts[0]
 
 
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
+                    reason="needs the committed RTS checkpoints")
+def test_compare_page_errors_are_the_clis_on_the_same_images(tmp_path):
+    # the page's error line names a data export + evaluate pair that gives the same figures
+    import re
+
+    from stn_explore.experiments import data as data_mod
+    from stn_explore.experiments import evaluate
+
+    at = app()
+    (line,) = [c.value for c in at.caption if "CNN error" in c.value]
+    shown = [float(x) for x in re.findall(r"error ([0-9.]+)%", line)]
+    npz = tmp_path / "t.npz"
+    assert data_mod.main(["export", "--task", "rts", "--n", "1000", "--seed", "0", "--out", str(npz)]) == 0
+    for name, pct in zip(("rts_cnn.pt", "rts_st-cnn_affine.pt"), shown):
+        err = evaluate.evaluate_checkpoint(ROOT / "checkpoints" / name, npz=npz, log=lambda m: None)["error"]
+        assert round(err, 1) == pct, (name, err, line)
+
+
 def test_compare_page_missing_and_unfinished_checkpoints_name_the_command(tmp_path, idx_dir, monkeypatch,
                                                                           fresh_streamlit_caches):
     monkeypatch.setattr(compare, "checkpoint_path", lambda folder, task, row: tmp_path / f"{task}_{row}.pt")

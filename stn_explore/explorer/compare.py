@@ -88,8 +88,8 @@ def load_pair(folder: str | Path, task: str, st_row: str | None = None
 
 
 def test_images(task: str, config: dict, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """The first ``n`` images of a task's fixed test set (recipe ``config`` as stored in a
-    checkpoint, seed 0 like the checkpoints' own test sets) from the MNIST test split of the
+    """A task's fixed test set of ``n`` images (recipe ``config`` as stored in a checkpoint,
+    seed 0 like the checkpoints' own test sets; ``data export --n n --seed 0`` writes the same) from the MNIST test split of the
     current data source: ``images``, ``labels``, and the source's description."""
     cfg = config_from_dict(task, config)
     arrays, meta = make_task_set(task, "test", n, seed, cfg, load_digits("test"))
@@ -97,8 +97,8 @@ def test_images(task: str, config: dict, n: int, seed: int = 0) -> tuple[np.ndar
 
 
 def learned(model: torch.nn.Module, task: str, config: dict, n: int, seed: int = 0) -> dict:
-    """What the model's transformers learned, on the first ``n`` images of the task's fixed
-    test set: ``reports`` (one per transformer, :func:`stn_explore.experiments.diagnostics.diagnose`),
+    """What the model's transformers learned, on the task's fixed test set of ``n`` images
+    (seed ``seed``): ``reports`` (one per transformer, :func:`stn_explore.experiments.diagnostics.diagnose`),
     ``stats`` (per transformer: ``rotation``, ``centre``, ``size``, ``box`` per image, see
     :func:`~stn_explore.experiments.diagnostics.region_stats`), ``iou`` (per transformer, or
     None without boxes) and ``truth`` (the applied distortions)."""
