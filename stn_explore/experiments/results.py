@@ -53,8 +53,8 @@ N_DIAGNOSED = 1000
 
 def transformer_report(ckpt: dict, test_digits) -> list[dict]:
     """What a finished classifier's transformers learned (see
-    :func:`stn_explore.experiments.diagnostics.diagnose`), on the first :data:`N_DIAGNOSED`
-    images of its own fixed test set made from ``test_digits``."""
+    :func:`stn_explore.experiments.diagnostics.diagnose`), on a fixed test set of
+    :data:`N_DIAGNOSED` images made with its own recipe and test seed from ``test_digits``."""
     from . import diagnostics as G
     from .models import load_model
 
@@ -205,8 +205,8 @@ def transformers_markdown(results: dict) -> str:
     def f(v):
         return "" if v is None else f"{v:.2f}"
 
-    out = [f"What each transformer learned, on the first {N_DIAGNOSED} images of its model's fixed test set "
-           f"(made from the {rows[0]['digits']}), measured by `python -m stn_explore.evaluate --table` "
+    out = [f"What each transformer learned, on a fixed test set of {N_DIAGNOSED} images per model (its recipe "
+           f"and test seed, made from the {rows[0]['digits']}), measured by `python -m stn_explore.evaluate --table` "
            "(`--checkpoint … --grids out.npz` gives the same for any test set): correlation of the rotation it "
            "undoes with the applied one, of its region's centre with the digit's, of its size with the applied "
            "scale; the median IoU of its region's box with the digit's box; the spread of its region across "
