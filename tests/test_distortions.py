@@ -238,3 +238,24 @@ def test_stream_seeded_per_worker_covers_every_digit_once(pool):
     assert not torch.equal(x2, x3)  # fresh distortions every epoch
     x_single, y_single = epoch(0, 0)
     assert sorted(y_single.tolist()) == sorted(y2.tolist())
+
+
+def test_at_strength_scales_each_recipe_and_is_the_recipe_at_one():
+    rts = D.default_config("rts")
+    assert D.at_strength(rts, 1.0) == rts
+    half = D.at_strength(rts, 0.5)
+    assert (half.max_angle, half.scale_min, half.scale_max, half.shift) == pytest.approx((22.5, 0.85, 1.1, 0.5))
+    zero = D.at_strength(rts, 0.0)
+    d = synthetic_digits(20, 0)
+    s = D.make_fixed_set("rts", d.images, d.labels, 50, 0, zero)
+    assert np.abs(s["param_angle"]).max() == 0 and np.allclose(s["param_scale"], 1)
+    assert np.abs(s["param_centre"]).max() == 0  # centred
+    assert D.at_strength(D.default_config("cluttered"), 0.5).n_clutter == 4
+    assert D.at_strength(D.default_config("addition"), 0.5).rts.max_angle == 22.5
+    assert D.at_strength(D.default_config("r"), 0.25).max_angle == 22.5
+    with pytest.raises(ValueError, match="strength"):
+        D.at_strength(rts, 1.5)
+    # the full-strength RTS stream is unchanged by the new placement field (shift = 1)
+    a = D.make_fixed_set("rts", d.images, d.labels, 20, 3)
+    b = D.make_fixed_set("rts", d.images, d.labels, 20, 3, D.with_overrides(rts, shift=1.0))
+    np.testing.assert_array_equal(a["images"], b["images"])

@@ -46,6 +46,18 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
     return path
 
 
+def cpu_state(obj):
+    """``obj`` (a state dict, an optimiser's, nested dicts and lists) with every tensor on the
+    CPU, so a checkpoint written on a GPU loads anywhere; CPU tensors are kept as they are."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: cpu_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_state(v) for v in obj)
+    return obj
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` (no arbitrary code can run).
 

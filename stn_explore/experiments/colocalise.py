@@ -20,11 +20,17 @@ seed (``--retries``, default 2) and the attempt with the lowest loss is kept. Ev
 checkpoint, saved atomically every ``--save-every`` iterations; ``--resume`` continues a killed run exactly. ``--compact``
 makes a finished run small for shipping (float16 weights, no optimiser state). The page
 ``/colocalisation`` plays the recording.
+
+Under ``torchrun`` (``torchrun --standalone --nproc_per_node N -m stn_explore.colocalise ...``)
+N processes train the run together: each on its own batch of ``--batch-size`` images from its
+own seeded stream, the gradients averaged (the loss compares the images of a batch pairwise,
+so a batch is not split). Rank 0 records, decides on retries, and writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import asdict, replace
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from . import colocalisation as C
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, training_lock
+from .distributed import add_device_args, run_cli
 from .mnist import DataSourceError, load_digits
 
 
@@ -103,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "stn_explore: a 5,000-digit training sample and the MNIST test split)")
     ap.add_argument("--download", action="store_true", help="download full MNIST if no local copy exists")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_device_args(ap, "stn_explore.colocalise", "Each process trains on its own batch of --batch-size "
+                                                  "images (the loss compares the images of a batch), so a step "
+                                                  "sees N times as many.", amp=False)
     return ap
 
 
@@ -147,6 +157,83 @@ def _keep_best(out: Path, ckpt: dict) -> dict:
     return ckpt
 
 
+def _plan(args, out: Path, cfg: C.ColocConfig):
+    """What to do about ``out``: ``None`` if it holds a finished run (nothing to do), else
+    ``(cfg, resume_from, done)`` — the config to train, the checkpoint to continue (or None)
+    and, if the last attempt finished but the attempts were not yet compared, that attempt."""
+    resume_from, done = None, None
+    if args.resume and out.exists():
+        resume_from = load_checkpoint(out)
+        if resume_from.get("kind") != "colocalisation":
+            raise CheckpointError(f"{out} is not a co-localisation checkpoint")
+        saved = C.ColocConfig(**resume_from["config"])
+        if (saved.digit, saved.noise) != (cfg.digit, cfg.noise):
+            raise CheckpointError(f"{out} holds digit {saved.digit} noise {saved.noise}, not digit "
+                                  f"{cfg.digit} noise {cfg.noise}")
+        # the saved recipe wins, except for a longer run
+        cfg = C.ColocConfig(**{**asdict(saved), "iterations": max(cfg.iterations, saved.iterations),
+                               "threads": cfg.threads})
+        if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
+            if not _failed(resume_from, args, cfg) or len(_parked(out)) >= args.retries:
+                if not _parked(out):
+                    print(f"{out} is finished ({resume_from['iteration']} iterations): "
+                          f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
+                    return None
+                done = resume_from   # interrupted before the attempts were compared
+            else:
+                cfg = _park(out, resume_from, cfg, args)
+                resume_from = None
+        else:
+            print(f"resuming {out} after iteration {resume_from['iteration']} (of {cfg.iterations})")
+    elif out.exists() and not args.resume:
+        raise CheckpointError(f"{out} exists; pass --resume to continue it or choose another --out")
+    return cfg, resume_from, done
+
+
+def _finish(args, out: Path, ckpt: dict, test_digits) -> dict:
+    """After the last attempt: keep the best of the attempts, compact if asked."""
+    if ckpt["final"] is not None and _parked(out):
+        ckpt = _keep_best(out, ckpt)
+    if args.compact and ckpt["final"] is not None:
+        small = C.compact(ckpt, test_digits)
+        save_checkpoint(out, small)
+        print(f"compacted {out}: {small['final']['accuracy']:.1f}% with float16 weights "
+              f"({out.stat().st_size / 1e6:.2f} MB)")
+    return ckpt
+
+
+def _run(args, out: Path, cfg: C.ColocConfig, ctx, held: contextlib.ExitStack) -> int:
+    """The run, on every process of a torchrun job (or the only one): rank 0 reads and writes
+    ``out`` and takes the decisions, which the others follow."""
+    plan = ctx.from_main(lambda: _plan(args, out, cfg))
+    if plan is None:
+        return 0
+    cfg, resume_from, done = plan
+    train_digits = ctx.local_first(lambda: load_digits("train", root=args.data_dir, download=args.download))
+    test_digits = ctx.local_first(lambda: load_digits("test", root=args.data_dir, download=args.download))
+
+    def lock():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        held.enter_context(training_lock(out))
+
+    ctx.on_main(lock)
+    ckpt = done
+    while ckpt is None:
+        ckpt = C.train(cfg, train_digits=train_digits, test_digits=test_digits, out=out,
+                       resume_from=resume_from, progress=not args.no_progress,
+                       log=lambda m: print(m, flush=True), ctx=ctx)
+        last = ckpt
+        if not ctx.from_main(lambda: last["final"] is not None and _failed(last, args, cfg)
+                             and len(_parked(out)) < args.retries):
+            break
+        cfg, resume_from, ckpt = ctx.from_main(lambda: _park(out, last, cfg, args)), None, None
+    ckpt = ctx.on_main(lambda: _finish(args, out, ckpt, test_digits))
+    if ctx.is_main:
+        print(f"done: {out} ({ckpt['data']['n_train_digits']} training digits of class {cfg.digit} from the "
+              f"{ckpt['data']['train_source']}; held-out images from the {ckpt['data']['test_source']})")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out) if args.out else default_out(args.digit, args.noise)
@@ -162,61 +249,16 @@ def main(argv=None) -> int:
                        threads=args.threads, **given)
         if args.retries < 0:
             raise ValueError(f"--retries must be ≥ 0, got {args.retries}")
-        resume_from, done = None, None
-        if args.resume and out.exists():
-            resume_from = load_checkpoint(out)
-            if resume_from.get("kind") != "colocalisation":
-                raise CheckpointError(f"{out} is not a co-localisation checkpoint")
-            saved = C.ColocConfig(**resume_from["config"])
-            if (saved.digit, saved.noise) != (cfg.digit, cfg.noise):
-                raise CheckpointError(f"{out} holds digit {saved.digit} noise {saved.noise}, not digit "
-                                      f"{cfg.digit} noise {cfg.noise}")
-            # the saved recipe wins, except for a longer run
-            cfg = C.ColocConfig(**{**asdict(saved), "iterations": max(cfg.iterations, saved.iterations),
-                                   "threads": cfg.threads})
-            if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
-                if not _failed(resume_from, args, cfg) or len(_parked(out)) >= args.retries:
-                    if not _parked(out):
-                        print(f"{out} is finished ({resume_from['iteration']} iterations): "
-                              f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
-                        return 0
-                    done = resume_from   # interrupted before the attempts were compared
-                else:
-                    cfg = _park(out, resume_from, cfg, args)
-                    resume_from = None
-            else:
-                print(f"resuming {out} after iteration {resume_from['iteration']} (of {cfg.iterations})")
-        elif out.exists() and not args.resume:
-            raise CheckpointError(f"{out} exists; pass --resume to continue it or choose another --out")
-        train_digits = load_digits("train", root=args.data_dir, download=args.download)
-        test_digits = load_digits("test", root=args.data_dir, download=args.download)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with training_lock(out):
-            while done is None:
-                ckpt = C.train(cfg, train_digits=train_digits, test_digits=test_digits, out=out,
-                               resume_from=resume_from, progress=not args.no_progress,
-                               log=lambda m: print(m, flush=True))
-                if ckpt["final"] is None or not _failed(ckpt, args, cfg) or len(_parked(out)) >= args.retries:
-                    break
-                cfg, resume_from = _park(out, ckpt, cfg, args), None
-            if done is not None:
-                ckpt = done
-            if ckpt["final"] is not None and _parked(out):
-                ckpt = _keep_best(out, ckpt)
-            if args.compact and ckpt["final"] is not None:
-                small = C.compact(ckpt, test_digits)
-                save_checkpoint(out, small)
-                print(f"compacted {out}: {small['final']['accuracy']:.1f}% with float16 weights "
-                      f"({out.stat().st_size / 1e6:.2f} MB)")
-    except (DataSourceError, CheckpointError, ValueError) as exc:
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {out} holds the last save; continue with --resume", file=sys.stderr)
-        return 130
-    print(f"done: {out} ({ckpt['data']['n_train_digits']} training digits of class {cfg.digit} from the "
-          f"{ckpt['data']['train_source']}; held-out images from the {ckpt['data']['test_source']})")
-    return 0
+
+    def run(ctx) -> int:
+        with contextlib.ExitStack() as held:   # holds the lock of --out (rank 0)
+            return _run(args, out, cfg, ctx, held)
+
+    return run_cli(args.device, run, errors=(DataSourceError, CheckpointError, ValueError),
+                   interrupted=f"interrupted: {out} holds the last save; continue with --resume")
 
 
 if __name__ == "__main__":

@@ -1,41 +1,18 @@
 """The paper's distorted-MNIST recipes, each as two steps: *sample* parameters with a
 ``torch.Generator``, then *apply* them deterministically — so a page can show the exact
-ground-truth transform next to what a network predicts.
+ground-truth transform next to what a network predicts. The recipes themselves (config
+dataclasses, defaults, the curriculum's :func:`at_strength`) are in
+:mod:`stn_explore.experiments.recipes` and re-exported here.
 
 Convention: see CONVENTIONS.md. Geometric parameters map *distorted-image* (target)
 coordinates to *original-digit* (source) coordinates, like every transform here; the
 transform that undoes a distortion (what an ideal transformer would regress) is
 ``geometry.invert(theta)``. Images are ``uint8``; pixel boxes use the pixel-centre
 convention of ``geometry.normalized_to_pixel`` (pixel j spans [j - 0.5, j + 0.5]).
-
-Documented choices where the paper is not explicit (PAPER.md marks them "recalled"); each is
-a field of the task's config dataclass:
-
-================  ==============================================================================
-task              recipe (defaults)
-================  ==============================================================================
-``r``             rotation, angle ~ U(-90°, 90°), 28×28 canvas
-``rts``           rotation U(-45°, 45°), scale U(0.7, 1.2), placed uniformly at random in a 42×42
-                  canvas so that the scaled 28×28 frame stays inside
-``p``             projective: the output corners sample the digit at ``corner / 0.75 + N(0, 0.1²)``
-                  (digit shrunk to 0.75, each corner perturbed independently), 28×28
-``e``             elastic: 16-point (4×4) TPS; the control points sample the digit at
-                  ``point / 0.75 + N(0, 0.15²)``, 28×28
-``cluttered``     digit pasted at a uniform random integer position in a 60×60 canvas, plus 8
-                  random 6×6 crops of *other* digits of the same split at random positions
-``coloc``         digit pasted at a uniform random position in an 84×84 canvas, with a box;
-                  ``n_clutter`` 6×6 crops of other digits (0 = clean; 16 for "noisy")
-``addition``      two digits, each RTS-distorted independently (the ``rts`` recipe), as the two
-                  channels of a 42×42 image; label = their sum (0-18)
-================  ==============================================================================
-
-Noise in ``p`` and ``e`` is added on the *source* side (what the sampler consumes); for small
-σ this is the same family as perturbing the output corners.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -50,102 +27,28 @@ from ..core.geometry import (
     theta_from_params,
 )
 from ..core.transformer import warp
-
-DIGIT = 28  # MNIST digit size
-
-
-@dataclass(frozen=True)
-class RotationConfig:
-    max_angle: float = 90.0
-    canvas: int = 28
-
-
-@dataclass(frozen=True)
-class RTSConfig:
-    max_angle: float = 45.0
-    scale_min: float = 0.7
-    scale_max: float = 1.2
-    canvas: int = 42
-
-
-@dataclass(frozen=True)
-class ProjectiveConfig:
-    scale: float = 0.75
-    sigma: float = 0.1
-    canvas: int = 28
-
-
-@dataclass(frozen=True)
-class ElasticConfig:
-    scale: float = 0.75
-    sigma: float = 0.15
-    n_control: int = 4
-    canvas: int = 28
-
-
-@dataclass(frozen=True)
-class ClutterConfig:
-    canvas: int = 60
-    n_clutter: int = 8
-    patch: int = 6
-
-
-@dataclass(frozen=True)
-class ColocConfig:
-    canvas: int = 84
-    n_clutter: int = 0
-    patch: int = 6
-
-
-@dataclass(frozen=True)
-class AdditionConfig:
-    rts: RTSConfig = field(default_factory=RTSConfig)
-
-
-CONFIGS = {
-    "r": RotationConfig, "rts": RTSConfig, "p": ProjectiveConfig, "e": ElasticConfig,
-    "cluttered": ClutterConfig, "coloc": ColocConfig, "addition": AdditionConfig,
-}
-TASKS = tuple(CONFIGS)
-#: Paper names of the tasks, for tables and the UI.
-TASK_TITLES = {"r": "R", "rts": "RTS", "p": "P", "e": "E", "cluttered": "cluttered 60×60",
-               "coloc": "co-localisation 84×84", "addition": "MNIST addition"}
-NOISY_COLOC = ColocConfig(n_clutter=16)
-
-
-def check_task(task: str) -> str:
-    t = task.lower()
-    if t not in CONFIGS:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    return t
-
-
-def default_config(task: str):
-    return CONFIGS[check_task(task)]()
-
-
-def image_shape(task: str, cfg=None) -> tuple[int, int, int]:
-    """``(C, H, W)`` of a task's images."""
-    task = check_task(task)
-    cfg = cfg or default_config(task)
-    if task == "addition":
-        return 2, cfg.rts.canvas, cfg.rts.canvas
-    return 1, cfg.canvas, cfg.canvas
-
-
-def n_classes(task: str) -> int:
-    return 19 if check_task(task) == "addition" else 10
-
-
-def config_to_dict(cfg) -> dict:
-    return asdict(cfg)
-
-
-def config_from_dict(task: str, d: dict):
-    task = check_task(task)
-    if task == "addition":
-        return AdditionConfig(rts=RTSConfig(**d.get("rts", {})))
-    return CONFIGS[task](**d)
+from .recipes import (  # noqa: F401  (re-exported: D.RTSConfig, D.default_config, …)
+    DIGIT,
+    RotationConfig,
+    RTSConfig,
+    ProjectiveConfig,
+    ElasticConfig,
+    ClutterConfig,
+    ColocConfig,
+    AdditionConfig,
+    CONFIGS,
+    TASKS,
+    TASK_TITLES,
+    NOISY_COLOC,
+    at_strength,
+    check_task,
+    config_from_dict,
+    config_to_dict,
+    default_config,
+    image_shape,
+    n_classes,
+    with_overrides,
+)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -162,7 +65,7 @@ def _sample_rts(n: int, cfg: RTSConfig, gen: torch.Generator) -> dict:
     angle = _uniform(n, -cfg.max_angle, cfg.max_angle, gen)
     scale = _uniform(n, cfg.scale_min, cfg.scale_max, gen)
     half = scale * DIGIT / cfg.canvas  # half-size of the scaled 28×28 frame, canvas units
-    centre = (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) * (1 - half)[:, None]
+    centre = (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) * (cfg.shift * (1 - half))[:, None]
     # canvas point p → digit point q = R(angle) (p - c) / half
     a = theta_from_params(angle, 1 / half)[:, :, :2]
     theta = torch.cat((a, -(a @ centre[:, :, None])), dim=2)
@@ -318,9 +221,25 @@ def boxes_for(task: str, params: dict, cfg=None) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------- datasets
+GENERATE_CHUNK = 4096  # images per draw of parameters in generate (bounds memory)
+
+
+def _sampled_chunks(task: str, pool: int, n: int, gen: torch.Generator, cfg, indices: np.ndarray | None,
+                    chunk: int) -> Iterator[dict]:
+    """The parameters :func:`generate` draws, chunk by chunk (the draws of a stream)."""
+    if pool == 0:
+        raise ValueError("no digits to distort (empty pool)")
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        p = sample_params(task, m, gen, cfg, pool=pool)
+        if indices is not None:
+            p["index"] = torch.as_tensor(np.asarray(indices[start:start + m], dtype=np.int64))
+        yield p
+
+
 def generate(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int,
              gen: torch.Generator, cfg=None, *, indices: np.ndarray | None = None,
-             chunk: int = 4096) -> dict:
+             chunk: int = GENERATE_CHUNK) -> dict:
     """Sample and apply ``n`` distortions; returns numpy arrays ``images``, ``labels``,
     ``boxes`` (where the task has them) and every sampled parameter (prefixed ``param_``).
 
@@ -329,15 +248,8 @@ def generate(task: str, pool_images: np.ndarray, pool_labels: np.ndarray, n: int
     """
     task = check_task(task)
     cfg = cfg or default_config(task)
-    pool = len(pool_images)
-    if pool == 0:
-        raise ValueError("no digits to distort (empty pool)")
     parts = []
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        p = sample_params(task, m, gen, cfg, pool=pool)
-        if indices is not None:
-            p["index"] = torch.as_tensor(np.asarray(indices[start:start + m], dtype=np.int64))
+    for p in _sampled_chunks(task, len(pool_images), n, gen, cfg, indices, chunk):
         out = {"images": apply(task, pool_images, p, cfg), "labels": labels_for(task, pool_labels, p)}
         boxes = boxes_for(task, p, cfg)
         if boxes is not None:
@@ -398,9 +310,33 @@ def epoch_batches(task: str, pool_images: np.ndarray, pool_labels: np.ndarray,
             yield x[b:b + batch_size], y[b:b + batch_size]
 
 
-def with_overrides(cfg, **kw):
-    """A copy of a config dataclass with some fields replaced (unknown fields raise)."""
-    return replace(cfg, **kw)
+def epoch_batch_shards(task: str, pool_images: np.ndarray, pool_labels: np.ndarray,
+                       batch_size: int, seed: int, epoch: int, cfg=None, *, shard,
+                       chunk: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """The batches of :func:`epoch_batches` split across data-parallel ranks: yields
+    ``(x, y, n)``, this rank's part of each batch of ``n`` images, where ``shard(n)`` is the
+    rank's ``slice`` of the batch (:meth:`~stn_explore.experiments.distributed.Context.shard`).
+
+    Every rank draws the whole stream's random parameters — the same draws as
+    :func:`epoch_batches`, which are cheap — and renders only its own rows, the expensive
+    part; so the ranks' parts of a batch are exactly the single-process batch, whatever the
+    number of ranks. A rank whose part is empty (a last batch smaller than the number of
+    ranks) gets the batch's first image with ``n = 0``: it must count for nothing."""
+    cfg = cfg or default_config(task)
+    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    order = torch.randperm(len(pool_images), generator=gen).numpy()
+    chunk = max(batch_size, chunk - chunk % batch_size)
+    for start in range(0, len(order), chunk):
+        idx = order[start:start + chunk]
+        parts = list(_sampled_chunks(task, len(pool_images), len(idx), gen, cfg, idx, GENERATE_CHUNK))
+        params = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}  # generate's draws
+        for b in range(0, len(idx), batch_size):
+            n = min(batch_size, len(idx) - b)
+            rows = shard(n)
+            if rows.start == rows.stop:
+                rows, n = slice(0, 1), 0
+            p = {k: v[b + rows.start:b + rows.stop] for k, v in params.items()}
+            yield to_batch(apply(task, pool_images, p, cfg)), torch.from_numpy(labels_for(task, pool_labels, p)), n
 
 
 class DistortedStream(torch.utils.data.IterableDataset):

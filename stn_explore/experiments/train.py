@@ -9,11 +9,23 @@ Every epoch sees *fresh* random distortions of the training digits and ends with
 on a fixed test set (10,000 distorted images from the MNIST *test* split, seed 0) and an
 atomic checkpoint save; ``--resume`` continues a killed run exactly where it stopped (and
 can raise ``--epochs`` to train longer).
+
+On several devices, with PyTorch's DistributedDataParallel (one process per device; gloo on
+CPUs, nccl on GPUs)::
+
+    torchrun --standalone --nproc_per_node 8 -m stn_explore.train --task rts --model st-cnn \\
+        --device cuda --amp --out checkpoints/rts_st-cnn_affine.pt
+
+``--batch-size`` is the batch of one step over all processes together: each renders and
+trains on its share (a batch of B on N processes is B/N images each) of the very batch a
+single process would draw, and the gradients are averaged, so N processes follow the
+single-process run to float rounding. Only rank 0 writes the checkpoint and the log.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -28,12 +40,14 @@ from . import distortions as D
 from .checkpoint import (
     FORMAT,
     CheckpointError,
+    cpu_state,
     default_checkpoint_dir,
     load_checkpoint,
     save_checkpoint,
     training_lock,
 )
 from .data import make_task_set
+from .distributed import Context, add_device_args, run_cli, session
 from .mnist import DataSourceError, Digits, load_digits
 from .models import MODELS, ModelArgs, build_model, evaluate_arrays, parameter_counts
 
@@ -63,14 +77,19 @@ class TrainConfig:
     st_out_size: int = 0
     #: the localisation net sees the input max-pooled by this factor
     loc_pool: int = 1
-    #: curriculum: over the first N epochs the distortion grows linearly to the recipe's —
-    #: the rotation range (r, rts, addition) and the clutter count (cluttered); 0 = none
+    #: curriculum: over the first N epochs the distortions grow linearly to the recipe's
+    #: (distortions.at_strength: rotation, RTS scale and placement, clutter); 0 = none
     ramp_epochs: int = 0
 
 
 #: TrainConfig fields that change what is trained; --resume refuses a run that differs in any
 RECIPE_KEYS = ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise", "optimizer",
                "st_out_size", "loc_pool", "ramp_epochs")
+
+
+#: the error when the processes of a torchrun job read different digits
+SAME_DATA = ("the processes read different MNIST files (compared by content): give every machine the same "
+             "--data-dir / STN_DATA_DIR")
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -93,20 +112,13 @@ def model_args_for(cfg: TrainConfig) -> ModelArgs:
 
 
 def epoch_task_config(cfg: TrainConfig, dcfg, epoch: int):
-    """The distortion recipe of (0-based) ``epoch``: under the curriculum (``ramp_epochs``)
-    the rotation range and the clutter count are the recipe's times ``(epoch + 1) /
-    (ramp_epochs + 1)`` until epoch ``ramp_epochs``, then the recipe's own (test sets always
-    use the full recipe)."""
+    """The distortion recipe of (0-based) ``epoch``: under the curriculum (``ramp_epochs``) the
+    recipe at strength ``(epoch + 1) / (ramp_epochs + 1)`` (:func:`distortions.at_strength`:
+    rotation range, RTS scale and placement ranges, clutter count) until epoch
+    ``ramp_epochs``, then the recipe itself (test sets always use the full recipe)."""
     if not cfg.ramp_epochs or epoch >= cfg.ramp_epochs:
         return dcfg
-    f = (epoch + 1) / (cfg.ramp_epochs + 1)
-    if hasattr(dcfg, "max_angle"):
-        dcfg = D.with_overrides(dcfg, max_angle=dcfg.max_angle * f)
-    if hasattr(dcfg, "rts"):  # addition: both digits' rotation
-        dcfg = D.with_overrides(dcfg, rts=D.with_overrides(dcfg.rts, max_angle=dcfg.rts.max_angle * f))
-    if hasattr(dcfg, "n_clutter"):
-        dcfg = D.with_overrides(dcfg, n_clutter=int(dcfg.n_clutter * f))
-    return dcfg
+    return D.at_strength(dcfg, (epoch + 1) / (cfg.ramp_epochs + 1))
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -126,32 +138,82 @@ def set_lr(opt, lr: float) -> None:
         g["lr"] = lr * g["lr_scale"]
 
 
-def train(cfg: TrainConfig, out: str | Path, **kw) -> dict:
+def train(cfg: TrainConfig, out: str | Path, *, device: str = "cpu", amp: bool = False, **kw) -> dict:
     """Train (or resume) and return the final checkpoint dict. Saves after every epoch; holds
     ``<out>.lock`` meanwhile, so a second process training the same file is refused.
 
+    ``device``: ``cpu`` (default), ``cuda`` or ``auto`` (CUDA when torch sees it); ``amp``:
+    mixed precision (float16 autocast with gradient scaling; CUDA only, ignored with a note on
+    the CPU). Started by ``torchrun`` with several processes, the run is data-parallel (see
+    :mod:`stn_explore.experiments.distributed`): rank 0 alone holds the lock and writes.
+
     Keyword arguments: ``resume``, ``data_dir``, ``download``, ``train_digits``,
     ``test_digits``, ``progress``, ``log`` (see :func:`_train`)."""
-    with training_lock(out):
-        return _train(cfg, Path(out), **kw)
+    with session(device) as ctx, contextlib.ExitStack() as held:
+        ctx.on_main(lambda: held.enter_context(training_lock(out)))
+        return _train(cfg, Path(out), ctx=ctx, amp=amp, **kw)
 
 
-def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
-           download: bool = False, train_digits: Digits | None = None,
+def _resume_checkpoint(cfg: TrainConfig, out: Path) -> dict | None:
+    """The checkpoint in ``out`` if there is one, refused if its recipe differs from ``cfg``."""
+    if not out.is_file():
+        return None
+    ckpt = load_checkpoint(out)
+    saved = ckpt["train_config"]
+    defaults = TrainConfig()
+    for key in RECIPE_KEYS:  # runs saved before a key existed used its default
+        if saved.get(key, getattr(defaults, key)) != getattr(cfg, key):
+            raise CheckpointError(f"--resume: {out} was trained with {key}={saved.get(key)!r}, "
+                                  f"not {getattr(cfg, key)!r}")
+    return ckpt
+
+
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, n: int, world_size: int) -> tuple[torch.Tensor, float]:
+    """``(loss to back-propagate, sum of the images' losses)`` of one rank's part ``y`` of a
+    batch of ``n`` images over ``world_size`` ranks. DistributedDataParallel *averages* the
+    ranks' gradients, so each rank back-propagates its summed loss × world_size / n: the
+    average is then the gradient of the whole batch's mean loss, however unevenly the batch
+    was split. ``n == 0`` marks a rank with no part (a stand-in image that counts for nothing)."""
+    if world_size == 1:
+        loss = F.cross_entropy(logits, y)
+        return loss, loss.item() * len(y)
+    if n == 0:
+        return logits.sum() * 0.0, 0.0
+    total = F.cross_entropy(logits.float(), y, reduction="sum")
+    return total * (world_size / n), total.item()
+
+
+def fixed_set_error(ctx: Context, model, test_set: dict, batch_size: int = 500) -> float:
+    """% error on the fixed test set; under torchrun each rank predicts every world_size-th
+    block of ``batch_size`` images (the blocks a single process would predict, so the error is
+    the same) and the counts are summed."""
+    if not ctx.distributed:
+        return evaluate_arrays(model, test_set["images"], test_set["labels"], batch_size, device=ctx.device)[0]
+    wrong = 0
+    for s in range(0, len(test_set["labels"]), batch_size)[ctx.rank::ctx.world_size]:
+        labels = test_set["labels"][s:s + batch_size]
+        _, pred = evaluate_arrays(model, test_set["images"][s:s + batch_size], labels, batch_size, ctx.device)
+        wrong += int((pred != labels).sum())
+    return float(ctx.sum([wrong])[0] / len(test_set["labels"]) * 100)
+
+
+def _train(cfg: TrainConfig, out: Path, *, ctx: Context | None = None, amp: bool = False, resume: bool = False,
+           data_dir=None, download: bool = False, train_digits: Digits | None = None,
            test_digits: Digits | None = None, progress: bool = True, log=print) -> dict:
     from tqdm.auto import tqdm
 
+    ctx = ctx or Context()
+    if not ctx.is_main:  # rank 0 alone logs
+        log, progress = (lambda m: None), False
+    cuda = ctx.device.type == "cuda"
+    if amp and not cuda:
+        log("note: --amp (mixed precision) is for CUDA devices; training on the CPU in float32")
+        amp = False
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt = None
-    if resume and out.is_file():
-        ckpt = load_checkpoint(out)
+    ckpt = ctx.from_main(lambda: _resume_checkpoint(cfg, out)) if resume else None
+    if ckpt is not None:
         saved = ckpt["train_config"]
-        defaults = TrainConfig()
-        for key in RECIPE_KEYS:  # runs saved before a key existed used its default
-            if saved.get(key, getattr(defaults, key)) != getattr(cfg, key):
-                raise CheckpointError(f"--resume: {out} was trained with {key}={saved.get(key)!r}, "
-                                      f"not {getattr(cfg, key)!r}")
         if not cfg.lr_drops:
             cfg.lr_drops = list(saved.get("lr_drops", []))
         log(f"resuming {out} after epoch {ckpt['epoch']} (of {cfg.epochs})")
@@ -159,8 +221,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
         cfg.lr_drops = [math.ceil(cfg.epochs * 0.6), math.ceil(cfg.epochs * 0.85)]
 
     dcfg = task_config(cfg)
-    train_digits = train_digits or load_digits("train", root=data_dir, download=download)
-    test_digits = test_digits or load_digits("test", root=data_dir, download=download)
+    # local rank 0 of each machine reads (or downloads) first, the others after it
+    train_digits = train_digits or ctx.local_first(lambda: load_digits("train", root=data_dir, download=download))
+    test_digits = test_digits or ctx.local_first(lambda: load_digits("test", root=data_dir, download=download))
     if cfg.n_train and cfg.n_train < len(train_digits):
         train_digits = Digits(train_digits.images[:cfg.n_train], train_digits.labels[:cfg.n_train],
                               f"first {cfg.n_train:,} of the {train_digits.source}", is_sample=True)
@@ -172,7 +235,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
     # a resumed run keeps the architecture it was saved with
     margs = ModelArgs.from_dict(ckpt["model_args"]) if ckpt is not None else model_args_for(cfg)
     model = build_model(margs)
+    if cuda:
+        model = model.to(ctx.device, memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda") if amp else None
     history: list = []
     start_epoch = 0
     if ckpt is not None:
@@ -182,8 +248,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
         else:
             log("note: a compacted checkpoint (float16 weights, no optimiser state): training goes on "
                 "from its weights with the SGD momentum restarting from zero")
+        if scaler is not None and "amp_scaler" in ckpt:
+            scaler.load_state_dict(ckpt["amp_scaler"])
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
+    net = ctx.wrap(model)  # DistributedDataParallel under torchrun, else the model itself
     counts = parameter_counts(model)
     log(f"model {cfg.model}" + (f" ({cfg.transform})" if model.transformers else "")
         + f": {counts['total']:,} parameters ({counts['localisation']:,} localisation, "
@@ -195,34 +264,56 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
                  "test_seed": cfg.test_seed, "n_test": cfg.n_test,
                  # the digits by content, so evaluate can tell the same digits read from elsewhere
                  "train_md5": train_digits.content_md5(), "test_md5": test_digits.content_md5()}
+    if ctx.distributed:
+        ctx.require_same((data_info["train_md5"], data_info["test_md5"]), SAME_DATA)
+        log(f"data-parallel over {ctx.world_size} processes ({ctx.device.type}): each renders and trains on "
+            f"its share of every batch of {cfg.batch_size}")
     result = ckpt
     for epoch in range(start_epoch, cfg.epochs):
         lr = lr_at(cfg, epoch)
         set_lr(opt, lr)
-        model.train()
+        net.train()
         t0 = time.perf_counter()
         n_batches = math.ceil(len(train_digits) / cfg.batch_size)
-        bar = tqdm(D.epoch_batches(cfg.task, train_digits.images, train_digits.labels, cfg.batch_size,
-                                   cfg.seed, epoch, epoch_task_config(cfg, dcfg, epoch)),
-                   total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+        ecfg = epoch_task_config(cfg, dcfg, epoch)
+        if ctx.distributed:  # this rank's part of each batch: (x, y, images in the whole batch)
+            batches = D.epoch_batch_shards(cfg.task, train_digits.images, train_digits.labels, cfg.batch_size,
+                                           cfg.seed, epoch, ecfg, shard=ctx.shard)
+        else:
+            batches = ((x, y, len(y)) for x, y in D.epoch_batches(
+                cfg.task, train_digits.images, train_digits.labels, cfg.batch_size, cfg.seed, epoch, ecfg))
+        bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False, file=sys.stderr)
         tot_loss = tot_err = seen = 0
-        for x, y in bar:
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; "
-                                         "try a lower --lr or --loc-lr-scale")
+        for x, y, n in bar:
+            if cuda:
+                x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                y = y.to(ctx.device, non_blocking=True)
+            with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=amp):
+                logits = net(x)
+            loss, loss_sum = batch_loss(logits, y, n, ctx.world_size)
+            if ctx.any(not math.isfinite(loss_sum)):
+                raise ctx.agreed(FloatingPointError(
+                    f"loss became {loss_sum / max(len(y), 1)} at epoch {epoch + 1}; try a lower --lr or "
+                    "--loc-lr-scale"))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += loss.item() * len(y)
-            tot_err += (logits.argmax(1) != y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", err=f"{100 * tot_err / seen:.2f}%")
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            if n:
+                tot_loss += loss_sum
+                tot_err += (logits.argmax(1) != y).sum().item()
+                seen += len(y)
+            bar.set_postfix(loss=f"{tot_loss / max(seen, 1):.3f}", err=f"{100 * tot_err / max(seen, 1):.2f}%")
         bar.close()
+        if ctx.distributed:  # the epoch's totals over every rank
+            tot_loss, tot_err, seen = ctx.sum([tot_loss, tot_err, seen])
         train_s = time.perf_counter() - t0
-        test_err, _ = evaluate_arrays(model, test_set["images"], test_set["labels"])
+        test_err = fixed_set_error(ctx, model, test_set)
         history.append({"epoch": epoch + 1, "lr": lr, "loss": tot_loss / seen,
                         "train_error": 100 * tot_err / seen, "test_error": test_err,
                         "seconds": train_s, "images_per_s": seen / train_s})
@@ -237,7 +328,12 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool = False, data_dir=None,
             "parameters": counts,
             "train_seconds": float(sum(h["seconds"] for h in history)),
         }
-        save_checkpoint(out, result)
+        if cuda or ctx.distributed:  # how it ran; tensors to the CPU, so the checkpoint loads anywhere
+            result = {**cpu_state(result), "launch": {"device": ctx.device.type, "processes": ctx.world_size,
+                                                      "amp": amp}}
+            if scaler is not None:
+                result["amp_scaler"] = scaler.state_dict()
+        ctx.on_main(lambda: save_checkpoint(out, result))  # rank 0 writes; a failure stops every rank
     if result is None:
         raise CheckpointError(f"nothing to do: {out} already has {start_epoch} epochs (--epochs {cfg.epochs})")
     return result
@@ -272,9 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd (with momentum, the paper's; default) or adam (the cluttered recipe, with --lr 0.001)")
     g.add_argument("--ramp-epochs", type=int, default=0, metavar="N",
-                   help="curriculum: grow the rotation range (r, rts, addition) and the clutter (cluttered) "
-                        "linearly to the recipe's over the first N epochs (default 0: none); test sets always "
-                        "use the full recipe")
+                   help="curriculum: grow the distortions linearly to the recipe's over the first N epochs — "
+                        "rotation range (r, rts, addition), RTS scale and placement ranges, clutter count "
+                        "(cluttered) — (default 0: none); test sets always use the full recipe")
     g.add_argument("--lr-drops", type=int, nargs="*", default=[],
                    help="epochs after which lr is divided by 10 (default: at 60%% and 85%% of --epochs)")
     g = ap.add_argument_group("data and reproducibility")
@@ -295,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    add_device_args(ap, "stn_explore.train", "--batch-size counts the images of one step over all the "
+                                             "processes: each trains on its share, and the run follows the "
+                                             "single-process one.")
     return ap
 
 
@@ -313,20 +412,19 @@ def main(argv=None) -> int:
                       noise=args.noise, threads=args.threads, optimizer=args.optimizer,
                       st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs)
     out = Path(args.out) if args.out else default_out(cfg)
-    try:
-        res = train(cfg, out, resume=args.resume, data_dir=args.data_dir, download=args.download,
-                    progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    except (DataSourceError, CheckpointError, FloatingPointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {out} holds the last completed epoch; continue with --resume",
-              file=sys.stderr)
-        return 130
-    print(f"done: {out}  test error {res['test_error']:.2f}% after {res['epoch']} epochs, on "
-          f"{res['data']['n_test']} {res['data']['task']} images made from the {res['data']['test_source']} "
-          f"(trained on {res['data']['n_train_digits']} digits: {res['data']['train_source']})")
-    return 0
+
+    def run(ctx) -> int:
+        res = train(cfg, out, device=args.device, amp=args.amp, resume=args.resume, data_dir=args.data_dir,
+                    download=args.download, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+        if ctx.is_main:
+            print(f"done: {out}  test error {res['test_error']:.2f}% after {res['epoch']} epochs, on "
+                  f"{res['data']['n_test']} {res['data']['task']} images made from the "
+                  f"{res['data']['test_source']} (trained on {res['data']['n_train_digits']} digits: "
+                  f"{res['data']['train_source']})")
+        return 0
+
+    return run_cli(args.device, run, errors=(DataSourceError, CheckpointError, FloatingPointError, ValueError),
+                   interrupted=f"interrupted: {out} holds the last completed epoch; continue with --resume")
 
 
 if __name__ == "__main__":

@@ -53,10 +53,11 @@ def held_out_set(test_digits, digit: int, noise: int, seed: int, n: int = 0) -> 
 def predict_quads(model: ColocNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Predicted crop quadrilaterals ``float32 (N, 4, 2)`` (pixels) for uint8 ``(N, 84, 84)``."""
     model.eval()
+    dev = model.crop_scale.device
     out = []
     for s in range(0, len(images), batch_size):
-        x = D.to_batch(images[s:s + batch_size])
-        out.append(crop_quads(model.theta(x), model.args.canvas).numpy())
+        x = D.to_batch(images[s:s + batch_size]).to(dev)
+        out.append(crop_quads(model.theta(x).cpu(), model.args.canvas).numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 4, 2), np.float32)
 
 

@@ -60,13 +60,14 @@ def random_crops_like(x: torch.Tensor, theta: torch.Tensor, gen: torch.Generator
     reach = lin.abs().sum(2)                                # (B, 2) half-extent in x and y
     room = (1 - reach).clamp(min=0)
     b = theta.shape[0]
+    dev = theta.device  # gen is a CPU generator: draws on the CPU, then moved (a no-op there)
     if offset is not None:
-        ang = 2 * math.pi * torch.rand(b, generator=gen, dtype=theta.dtype)
-        dist = offset + torch.rand(b, generator=gen, dtype=theta.dtype)  # × half-extent
+        ang = 2 * math.pi * torch.rand(b, generator=gen, dtype=theta.dtype).to(dev)
+        dist = offset + torch.rand(b, generator=gen, dtype=theta.dtype).to(dev)  # × half-extent
         d = torch.stack((ang.cos(), ang.sin()), 1) * dist[:, None] * reach
         t = torch.maximum(torch.minimum(theta.detach()[:, :, 2] + d, room), -room)
     else:
-        t = (2 * torch.rand(b, 2, generator=gen, dtype=theta.dtype) - 1) * room
+        t = (2 * torch.rand(b, 2, generator=gen, dtype=theta.dtype).to(dev) - 1) * room
     theta_r = torch.cat((lin, t[:, :, None]), 2)
     grid = affine_grid(theta_r, (crop, crop))
     return sample(x, grid, "bilinear", "zeros", check_grid_finite=False)

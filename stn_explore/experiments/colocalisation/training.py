@@ -11,9 +11,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from ... import __version__
 from .. import distortions as D
+from ..distributed import Context
 from .curriculum import ColocConfig, clutter_at, crop_scale_at, negative_offset_at
 from .data import class_pool, held_out_set, localisation_accuracy, make_images, predict_quads
 from .loss import random_crops_like, triplet_hinge
@@ -25,9 +27,36 @@ def build_coloc_model(model_args: dict) -> ColocNet:
     return ColocNet(ColocArgs.from_dict(model_args))
 
 
+def step_loss(model: ColocNet, x: torch.Tensor, gen: torch.Generator, offset: float | None, negatives: int,
+              margin: float) -> torch.Tensor:
+    """The loss of one training batch ``x (B, 1, 84, 84)`` of one class: the transformer's
+    crops against ``negatives`` random crops per image (drawn from ``gen``)."""
+    v, theta = model.crop(x)
+    rand = [random_crops_like(x, theta, gen, model.args.crop, offset=offset) for _ in range(negatives)]
+    emb, *rand = model.embed(torch.cat((v, *rand))).split(len(x))
+    return triplet_hinge(emb, torch.stack(rand), margin)
+
+
+class _StepLoss(nn.Module):
+    """:func:`step_loss` as a module's forward, for DistributedDataParallel (which averages the
+    gradients of what goes through a forward)."""
+
+    def __init__(self, model: ColocNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, gen, offset, negatives, margin):
+        return step_loss(self.model, x, gen, offset, negatives, margin)
+
+
+#: rank r > 0 of a torchrun job draws its images from seed + 7 + RANK_SEED_STRIDE × r (rank 0
+#: from seed + 7, the single-process stream)
+RANK_SEED_STRIDE = 1_000_003
+
+
 def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from: dict | None = None,
           progress: bool = True, on_record: Callable[[dict], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, log=print) -> dict:
+          should_stop: Callable[[], bool] | None = None, log=print, ctx: Context | None = None) -> dict:
     """Train (or continue) one co-localisation run; returns the checkpoint dict.
 
     Every ``record_every`` iterations the boxes of the fixed panel (the first ``n_panel``
@@ -37,11 +66,22 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     iterations and at the end; ``should_stop()`` returning True ends the run after the
     current iteration (the checkpoint is saved, ``ckpt["stopped"]`` is True).
     The run is deterministic for a given seed, and ``resume_from`` continues it exactly.
+
+    With a torchrun ``ctx`` of N processes, each trains on its own batch of ``batch_size``
+    images from its own seeded stream and the gradients are averaged (N× the images per step;
+    the loss compares pairs within a batch and the batch norms use batch statistics, so a
+    batch is not split across processes); rank 0 records, logs and saves, with every rank's
+    stream state, so ``resume_from`` continues exactly on as many processes.
     """
     from tqdm.auto import tqdm
 
-    from ..checkpoint import save_checkpoint
+    from ..checkpoint import cpu_state, save_checkpoint
 
+    ctx = ctx or Context()
+    main = ctx.is_main
+    if not main:
+        log, progress = (lambda *a: None), False
+    cuda = ctx.device.type == "cuda"
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -56,20 +96,27 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
     if resume_from is not None:
         margs = ColocArgs.from_dict(resume_from["model_args"])
     model = ColocNet(margs)
+    if cuda:
+        model = model.to(ctx.device)
     opt = torch.optim.Adam([
         {"params": [p for n, p in model.named_parameters() if not n.startswith("embed.")],
          "lr": cfg.lr * cfg.loc_lr_scale},
         {"params": model.embed.parameters(), "lr": cfg.lr}])
-    gen = torch.Generator().manual_seed(cfg.seed + 7)
+    gen = torch.Generator().manual_seed(cfg.seed + 7 + RANK_SEED_STRIDE * ctx.rank)
     rec = empty_recording(panel)
     it, seconds = 0, 0.0
     if resume_from is not None:
         model.load_state_dict(resume_from["state_dict"])
         if "optimizer" in resume_from:   # a compacted run restarts Adam's moments
             opt.load_state_dict(resume_from["optimizer"])
-        gen.set_state(resume_from["rng"])
+        streams = resume_from.get("rng_ranks") or [resume_from["rng"]]
+        if ctx.rank < len(streams):
+            gen.set_state(resume_from["rng"] if main else streams[ctx.rank])
+        else:  # more processes than the run had: a new stream for this one
+            gen.manual_seed(cfg.seed + 7 + RANK_SEED_STRIDE * ctx.rank + int(resume_from["iteration"]))
         rec = _rec_from_tensors(resume_from["recording"])
         it, seconds = int(resume_from["iteration"]), float(resume_from.get("seconds", 0.0))
+    net = ctx.wrap(_StepLoss(model)) if ctx.distributed else None
 
     data_info = {"task": "coloc", "digit": cfg.digit, "noise": cfg.noise,
                  "train_source": train_digits.source, "test_source": test_digits.source,
@@ -78,12 +125,35 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
                  # the digits by content, so evaluate can tell the same digits read from elsewhere
                  "train_md5": train_digits.content_md5(), "test_md5": test_digits.content_md5()}
 
+    if ctx.distributed:
+        ctx.require_same((data_info["train_md5"], data_info["test_md5"]),
+                         "the processes read different MNIST files (compared by content): give every machine "
+                         "the same --data-dir / STN_DATA_DIR")
+        log(f"data-parallel over {ctx.world_size} processes ({ctx.device.type}): each trains on its own batch "
+            f"of {cfg.batch_size} images, {ctx.world_size * cfg.batch_size} per step")
+
     def snapshot(final: dict | None = None, stopped: bool = False) -> dict:
-        return {"format": 1, "kind": "colocalisation", "version": __version__,
+        ckpt = {"format": 1, "kind": "colocalisation", "version": __version__,
                 "model_args": margs.to_dict(), "state_dict": model.state_dict(),
                 "optimizer": opt.state_dict(), "rng": gen.get_state(), "config": asdict(cfg),
                 "data": data_info, "iteration": it, "seconds": seconds,
                 "recording": _rec_to_tensors(rec), "final": final, "stopped": stopped}
+        if cuda or ctx.distributed:  # how it ran; tensors to the CPU, so the checkpoint loads anywhere
+            ckpt = {**cpu_state(ckpt), "launch": {"device": ctx.device.type, "processes": ctx.world_size}}
+        return ckpt
+
+    def save(ckpt: dict | None = None) -> None:
+        """Rank 0 writes ``ckpt`` (default: a snapshot) with every rank's stream state; a
+        collective under torchrun, as is the agreement on a failed write."""
+        streams = ctx.gather(gen.get_state()) if ctx.distributed else None
+
+        def write():
+            c = snapshot() if ckpt is None else ckpt
+            if streams is not None:
+                c["rng_ranks"] = streams
+            save_checkpoint(out, c)
+
+        ctx.on_main(write)
 
     def record(loss_mean: float) -> None:
         m = localisation_accuracy(model, ev["images"], ev["boxes"])
@@ -95,7 +165,7 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         model.train()
 
     model.crop_scale.fill_(crop_scale_at(cfg, it, margs))
-    if not rec["iteration"]:
+    if not rec["iteration"] and main:
         record(float("nan"))  # iteration 0: the initial boxes
     bar = tqdm(total=cfg.iterations, initial=it, disable=not progress, unit="it",
                desc=f"digit {cfg.digit} {'noisy' if cfg.noise else 'clean'}")
@@ -109,12 +179,9 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         for group, scale in zip(opt.param_groups, (cfg.loc_lr_scale, 1.0)):
             group["lr"] = cfg.lr * scale * factor
         idx = pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=gen).numpy()]
-        x = D.to_batch(make_images(train_digits, idx, clutter_at(cfg, it), gen)["images"])
-        v, theta = model.crop(x)
-        offset = negative_offset_at(cfg, it)
-        rand = [random_crops_like(x, theta, gen, margs.crop, offset=offset) for _ in range(cfg.negatives)]
-        emb, *rand = model.embed(torch.cat((v, *rand))).split(len(x))
-        loss = triplet_hinge(emb, torch.stack(rand), cfg.margin)
+        x = D.to_batch(make_images(train_digits, idx, clutter_at(cfg, it), gen)["images"]).to(ctx.device)
+        step = (x, gen, negative_offset_at(cfg, it), cfg.negatives, cfg.margin)
+        loss = step_loss(model, *step) if net is None else net(*step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -125,28 +192,34 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         if it % cfg.record_every == 0 or it == cfg.iterations:
             seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            record(float(np.mean(losses)) if losses else float("nan"))
+            if ctx.distributed:  # the mean loss over every rank's batches
+                total, count = ctx.sum([sum(losses), len(losses)])
+                mean_loss = total / count if count else float("nan")
+            else:
+                mean_loss = float(np.mean(losses)) if losses else float("nan")
+            if main:
+                record(mean_loss)
+                bar.set_postfix(loss=f"{rec['loss'][-1]:.3f}", acc=f"{rec['accuracy'][-1]:.0f}%")
             losses = []
-            bar.set_postfix(loss=f"{rec['loss'][-1]:.3f}", acc=f"{rec['accuracy'][-1]:.0f}%")
             if on_record is not None:
                 on_record(snapshot())
         if should_stop is not None and should_stop():
             stopped = True
             break
         if out is not None and it % cfg.save_every == 0 and it < cfg.iterations:
-            save_checkpoint(out, snapshot())
+            save()
     bar.close()
     seconds += time.perf_counter() - t0
     final = None
-    if it >= cfg.iterations:
+    if it >= cfg.iterations and main:
         m = localisation_accuracy(model, held["images"], held["boxes"])
         final = {"accuracy": m["accuracy"], "mean_iou": m["mean_iou"], "n": m["n"]}
         log(f"digit {cfg.digit} ({'noisy' if cfg.noise else 'clean'}): {final['accuracy']:.1f}% of "
             f"{final['n']} held-out boxes with IoU > 0.5 (mean IoU {final['mean_iou']:.3f}) after "
             f"{it} iterations, {seconds:.0f} s")
-    ckpt = snapshot(final, stopped)
+    ckpt = snapshot(ctx.broadcast(final), stopped)
     if out is not None:
-        save_checkpoint(out, ckpt)
+        save(ckpt)
     return ckpt
 
 
