@@ -143,21 +143,30 @@ def test_compare_page_says_what_the_transformer_learned():
     assert res["diagnostics"][0]["verdict"].split(";")[0] in verdicts[0]
 
 
-@pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
-                    reason="needs the committed RTS checkpoints")
-def test_compare_page_errors_are_the_clis_on_the_same_images(tmp_path):
-    # the page's error line names a data export + evaluate pair that gives the same figures
+PAIRS = {"rts": "st-cnn_affine", "r": "st-cnn_affine", "p": "st-cnn_affine", "e": "st-cnn_affine",
+         "cluttered": "st-cnn_affine", "addition": "2st-fcn_affine"}
+
+
+@pytest.mark.parametrize("task", list(PAIRS))
+def test_compare_page_errors_are_the_clis_on_the_same_images(task, tmp_path):
+    # the page's error line names a data export + evaluate pair that gives the same figures,
+    # for every task, on whatever MNIST test split the page uses (shipped, or STN_DATA_DIR)
     import re
 
     from stn_explore.experiments import data as data_mod
     from stn_explore.experiments import evaluate
 
-    at = app()
+    files = (f"{task}_cnn.pt", f"{task}_{PAIRS[task]}.pt")
+    if not all((ROOT / "checkpoints" / f).is_file() for f in files):
+        pytest.skip("needs the committed checkpoints")
+    at = app(cmp_task=task)
+    assert not at.exception, [e.value for e in at.exception]
     (line,) = [c.value for c in at.caption if "CNN error" in c.value]
     shown = [float(x) for x in re.findall(r"error ([0-9.]+)%", line)]
+    assert len(shown) == 2, line
     npz = tmp_path / "t.npz"
-    assert data_mod.main(["export", "--task", "rts", "--n", "1000", "--seed", "0", "--out", str(npz)]) == 0
-    for name, pct in zip(("rts_cnn.pt", "rts_st-cnn_affine.pt"), shown):
+    assert data_mod.main(["export", "--task", task, "--n", "1000", "--seed", "0", "--out", str(npz)]) == 0
+    for name, pct in zip(files, shown):
         err = evaluate.evaluate_checkpoint(ROOT / "checkpoints" / name, npz=npz, log=lambda m: None)["error"]
         assert round(err, 1) == pct, (name, err, line)
 
