@@ -74,7 +74,7 @@ def collect_results(folder: str | os.PathLike | None = None, diagnose: bool = Tr
     folder = _folder(folder)
     rows, in_progress, transformers = [], [], []
     test_digits = None
-    for path in sorted(folder.glob("*.pt")):
+    for path in sorted(_shown(p) for p in folder.glob("*.pt")):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError:
@@ -105,7 +105,7 @@ def collect_results(folder: str | os.PathLike | None = None, diagnose: bool = Tr
                                      "digits": test_digits.source})
     from .colocalisation import collect_runs
 
-    coloc = [{**r, "path": Path(r["path"]).as_posix()} for r in collect_runs(folder)]
+    coloc = [{**r, "path": _shown(Path(r["path"])).as_posix()} for r in collect_runs(folder)]
     return {"note": "Our errors are on 10,000 distorted images from the full MNIST test split; "
                     "models were trained on 10,000 MNIST training digits (the paper used 60,000).",
             "paper": PAPER, "results": rows, "in_progress": in_progress, "colocalisation": coloc,
@@ -231,6 +231,15 @@ def write_table(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
     atomic_write_text(mpath, results_markdown(results) + "\n## Checkpoints\n\n" + checkpoints_markdown(results)
                       + ("\n## What the transformers learned\n\n" + learned if learned else ""))
     return jpath, mpath
+
+
+def _shown(path: Path) -> Path:
+    """``path`` as the table shows it: relative to the working directory when below it (the
+    checkout's ``checkpoints/…``), else as it is."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
 
 
 def _folder(folder: str | os.PathLike | None) -> Path:
