@@ -12,9 +12,9 @@ ensure_router("")
 
 
 @st.cache_data(show_spinner=False)
-def home_digit() -> np.ndarray:
+def home_digit() -> tuple[np.ndarray, str]:
     d = load_digits("test")
-    return d.images[0].astype(np.float32) / 255.0
+    return d.images[0].astype(np.float32) / 255.0, d.source
 
 
 st.title("Spatial Transformer Networks, explored")
@@ -40,12 +40,13 @@ differentiable module that lets a network warp its own input. It has three parts
                  icon=":material/compare:")
     st.page_link("pages/paper.py", label="The paper's tables beside our measured errors",
                  icon=":material/table_chart:")
-    st.caption("Coming next: the co-localisation experiment as an animation.")
+    st.page_link("pages/colocalisation.py", label="Co-localisation: watch a transformer learn where the digit is",
+                 icon=":material/center_focus_strong:")
 
 with example:
     # A small live example: an attention transform (zoom + shift) on an MNIST digit.
     s = st.slider("zoom of the attention window (s)", 0.3, 1.0, 0.6, 0.05, key="home_s")
-    image = home_digit()
+    image, source = home_digit()
     theta = pg.attention_params(s, 0.1, 0.0)
     result = pg.render(image, "attention", theta, (28, 28))
     c1, c2 = st.columns(2)
@@ -54,3 +55,5 @@ with example:
                     key="home_u", config={"displayModeBar": False}, width="content")
     c2.plotly_chart(figures.image_figure(result.v, title="V", px=7), key="home_v",
                     config={"displayModeBar": False}, width="content")
+    st.caption(f"θ = [[s, 0, 0.1], [0, s, 0]]: the window zooms by s around a point 0.1 to the right of the "
+               f"centre. U: digit 0 of the {source}.")

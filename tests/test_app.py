@@ -57,6 +57,10 @@ def test_home_renders_without_exception_and_its_example_reacts():
     at.slider(key="home_s").set_value(0.4).run()
     ok(at)
     assert plotly_figures(at)[1]["data"][0]["source"] != before
+    # the example names its digit's source and explains the fixed shift; no stale "coming next"
+    captions = " ".join(c.value for c in at.caption)
+    assert "digit 0 of the" in captions and "MNIST test split" in captions and "0.1 to the right" in captions
+    assert "Coming next" not in captions
 
 
 @pytest.fixture(scope="module")
