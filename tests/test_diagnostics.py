@@ -127,3 +127,17 @@ def test_cli_writes_corners_and_reports(tmp_path, capsys):
         np.testing.assert_allclose(z["corners"][:, 0], np.tile([[-1, -1], [1, -1], [1, 1], [-1, 1]], (40, 1, 1)),
                                    atol=1e-6)
         assert json.loads(str(z["meta"]))["diagnostics"][0]["collapsed"] is True
+
+
+def test_addition_transformer_that_follows_one_digit():
+    p = D.sample_params("addition", 200, torch.Generator().manual_seed(1), pool=10)
+    c1, c2 = p["centre1"].numpy(), p["centre2"].numpy()
+    # a half-size attention window on digit 2, and one that stays put
+    follow = torch.tensor([[0.5, x, y] for x, y in c2], dtype=torch.float64)
+    still = torch.tensor([[1.0, 0.0, 0.0]] * len(c2), dtype=torch.float64)
+    corners = np.stack((G.region_corners("attention", follow), G.region_corners("attention", still)), 1)
+    truth = G.truth_from_arrays({"param_centre1": c1, "param_centre2": c2})
+    a, b = G.diagnose(corners, truth, (42, 42))
+    assert a["digit_centre_r"][1] == pytest.approx(1.0) and abs(a["digit_centre_r"][0]) < 0.3
+    assert a["verdict"].startswith("Follows digit 2") and "also samples" not in a["verdict"]
+    assert b["collapsed"] and b["verdict"].startswith("Collapsed")

@@ -132,6 +132,13 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _centre_r(region: np.ndarray, digit: np.ndarray) -> float:
+    """Mean of the x and y correlations of region centres with digit centres ``(N, 2)``
+    (NaN when both are undefined)."""
+    rs = [r for r in (_r(region[:, i], digit[:, i]) for i in range(2)) if not math.isnan(r)]
+    return float(np.mean(rs)) if rs else float("nan")
+
+
 def truth_from_arrays(arrays: dict) -> dict:
     """The known distortion of each image, from a task set or an exported ``.npz``: ``angles``
     (degrees), ``scales``, ``centres`` (normalised ``(N, 2)``) and ``boxes`` (pixels), each
@@ -141,6 +148,8 @@ def truth_from_arrays(arrays: dict) -> dict:
         v = arrays.get(key, arrays.get(param) if param else None)
         if v is not None:
             t[key] = np.asarray(v, np.float64)
+    if "param_centre1" in arrays:  # MNIST addition: one digit per channel
+        t["digit_centres"] = [np.asarray(arrays[f"param_centre{c}"], np.float64) for c in (1, 2)]
     if "param_centre" in arrays:
         t["centres"] = np.asarray(arrays["param_centre"], np.float64)
     elif "boxes" in t:
@@ -172,12 +181,13 @@ def diagnose(corners: np.ndarray, truth: dict, size_hw: tuple[int, int]) -> list
             rep["rotation_r"] = _r(s["rotation"], a)
             rep["rotation_slope"] = float(np.polyfit(a, s["rotation"], 1)[0]) if a.std() > 0 else None
         if "centres" in truth:
-            rs = [r for r in (_r(s["centre"][:, i], truth["centres"][:, i]) for i in range(2)) if not math.isnan(r)]
-            rep["centre_r"] = float(np.mean(rs)) if rs else float("nan")
+            rep["centre_r"] = _centre_r(s["centre"], truth["centres"])
         if "scales" in truth:
             rep["size_r"] = _r(s["size"], truth["scales"])
         if "boxes" in truth:
             rep["median_iou"] = float(np.median(box_iou(s["box"], truth["boxes"])))
+        if "digit_centres" in truth:  # which of several digits the region follows (addition)
+            rep["digit_centre_r"] = [_centre_r(s["centre"], c) for c in truth["digit_centres"]]
         rep["verdict"] = verdict(rep)
         reports.append(rep)
     return reports
@@ -193,6 +203,15 @@ def verdict(rep: dict) -> str:
         how = "zooms out" if rep["mean_size"] > 1.02 else ("zooms in" if rep["mean_size"] < 0.98 else "keeps the view")
         return (f"Collapsed: the same sampling region for every image (spread {rep['spread']:.3f}); it {how} "
                 f"(region size {rep['mean_size']:.2f} of the input) whatever the digit.")
+    if rep.get("digit_centre_r"):
+        rs = rep["digit_centre_r"]
+        best = int(np.nanargmax(rs)) if not all(math.isnan(r) for r in rs) else None
+        figs = " / ".join(f"{r:.2f}" for r in rs)
+        if best is not None and rs[best] >= FOLLOWS_R["shift"]:
+            wide = (f", but its region is {rep['mean_size']:.2f} of the input's side, so it also samples where the "
+                    "other digit may be") if rep["mean_size"] > 0.8 else ""
+            return f"Follows digit {best + 1}: its region moves with that digit (centre r {figs} with digits 1 / 2){wide}."
+        return f"Follows neither digit's position (centre r {figs} with digits 1 / 2)."
     parts = {"shift": rep["centre_r"], "scale": rep["size_r"], "rotation": rep["rotation_r"]}
     known = {k: v for k, v in parts.items() if v is not None and not math.isnan(v)}
     done = [k for k, v in known.items() if _follows(k, v)]
