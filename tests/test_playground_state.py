@@ -109,3 +109,13 @@ def test_random_digit_stays_in_the_class():
         ps.random_digit(s, labels, np.random.default_rng(seed))
         assert 0 <= s["pg_index"] < 3
     np.testing.assert_array_equal(ps.class_pool(labels, "2"), [1, 2, 4])
+
+
+def test_slider_values_written_by_the_state_rules_carry_no_float_noise():
+    # the values go into the shared URL: pg_tx=0.3, not 0.30000000000000004
+    s, q = defaults(), {}
+    theta = pg.affine_params(0.0, 1.0, 1.0, 0.0, 0.3, 0.7)
+    s["pg_editor"] = {"params": {"kind": "affine", "values": theta.ravel().tolist()}}
+    ps.apply_editor(s, q)
+    assert (repr(s["pg_tx"]), repr(s["pg_ty"])) == ("0.3", "0.7")
+    assert all(len(repr(s[k])) <= 8 for k in ps.AFFINE)

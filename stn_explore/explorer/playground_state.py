@@ -68,6 +68,12 @@ def theta_keys(tag: str) -> list[list[str]]:
     return [[f"pg_t{r}{c}_{tag}" for c in range(3)] for r in range(2)]
 
 
+def _on_step(v: float, step: float, lo: float, hi: float) -> float:
+    """``v`` rounded to the slider's step and clamped, without float noise (0.3, not
+    0.30000000000000004: the value goes into the shared URL)."""
+    return float(round(float(np.clip(round(v / step) * step, lo, hi)), 6))
+
+
 def _show_on_sliders(state: State, theta: np.ndarray) -> str | None:
     """Put θ's decomposition on the sliders (rounded to their steps, clamped); returns why θ
     has none, or None."""
@@ -77,7 +83,7 @@ def _show_on_sliders(state: State, theta: np.ndarray) -> str | None:
         return str(exc)
     for name, key in SLIDER_OF.items():
         _, lo, hi, step, _ = AFFINE[key]
-        state[key] = float(np.clip(round(vals[name] / step) * step, lo, hi))
+        state[key] = _on_step(vals[name], step, lo, hi)
     return None
 
 
