@@ -141,3 +141,44 @@ def test_addition_transformer_that_follows_one_digit():
     assert a["digit_centre_r"][1] == pytest.approx(1.0) and abs(a["digit_centre_r"][0]) < 0.3
     assert a["verdict"].startswith("Follows digit 2") and "also samples" not in a["verdict"]
     assert b["collapsed"] and b["verdict"].startswith("Collapsed")
+
+
+def test_oracle_ink_share_known_cases():
+    img = np.zeros((3, 2, 20, 20), np.uint8)
+    img[0, 0, 2:6, 2:6] = 255          # apart: each digit's box holds only its own ink
+    img[0, 1, 12:18, 12:18] = 255
+    img[1, :, 5:15, 5:15] = 255        # the same place: half of each box's ink is the other's
+    img[2, 0, 5:15, 5:15] = 255        # digit 2 inside digit 1's box
+    img[2, 1, 8:13, 8:13] = 255
+    s = G.oracle_ink_share(img)
+    np.testing.assert_allclose(s[0], [1.0, 1.0])
+    np.testing.assert_allclose(s[1], [0.5, 0.5])
+    np.testing.assert_allclose(s[2], [100 / 125, 0.5])  # digit 2's box is all digit 1 too
+    assert np.isnan(G.oracle_ink_share(np.zeros((1, 2, 5, 5))))[0].all()
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        G.oracle_ink_share(np.zeros((5, 5)))
+
+
+def test_ink_share_of_a_transformer_on_one_channel():
+    torch.manual_seed(0)
+    model = build_model(ModelArgs(name="2st-fcn", in_channels=2, input_size=(20, 20), n_classes=19))
+    img = np.zeros((2, 2, 20, 20), np.uint8)
+    img[:, 0, 2:6, 2:6] = 255
+    img[:, 1, 12:18, 12:18] = 255
+    shares = G.model_ink_shares(model, img)  # identity transformers see both digits: 16 vs 36 pixels
+    assert len(shares) == 2 and shares[0].shape == (2, 2)
+    np.testing.assert_allclose(shares[0][0], [16 / 52, 36 / 52], atol=1e-6)
+
+
+def test_epoch_summary_reports_each_transformer():
+    d = synthetic_digits(30, 1)
+    arrays = D.make_fixed_set("rts", d.images, d.labels, 40, 3)
+    torch.manual_seed(0)
+    model = build_model(ModelArgs(name="st-cnn", input_size=(42, 42)))
+    model.train()
+    (s,) = G.epoch_summary(model, arrays, n=25)
+    assert model.training  # left as it was
+    assert s["mean_size"] == pytest.approx(1.0) and s["spread"] == pytest.approx(0.0, abs=1e-6)
+    assert s["rotation_r"] is None  # undefined for a constant region: NaN becomes None
+    assert "ST1 size 1.00 spread 0.00" in G.format_summary([s])
+    assert G.epoch_summary(build_model(ModelArgs(name="cnn", input_size=(42, 42))), arrays) == []

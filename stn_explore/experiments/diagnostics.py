@@ -49,7 +49,7 @@ def region_corners(kind: str, params: torch.Tensor, samples: int = 15) -> np.nda
     exact for affine and attention transforms; for projective and TPS ones it summarises where
     the grid as a whole goes (a TPS's frame corners are free to wander over empty background
     without changing V, so mapping them alone would say little)."""
-    params = params.detach().to(torch.float64)
+    params = params.detach().cpu().to(torch.float64)
     g = make_grid(kind, params, (samples, samples)).reshape(len(params), -1, 2)  # (N, S², 2)
     base = base_grid((samples, samples), dtype=torch.float64).reshape(-1, 2)
     x = torch.cat((base, torch.ones(len(base), 1, dtype=torch.float64)), 1)      # (S², 3)
@@ -70,7 +70,7 @@ def model_corners(model, images: np.ndarray, batch_size: int = 250) -> np.ndarra
     out = []
     with torch.no_grad():
         for s in range(0, len(images), batch_size):
-            x = to_batch(images[s:s + batch_size])
+            x = to_batch(images[s:s + batch_size]).to(next(model.parameters()).device)
             per = [region_corners(st.kind, unflatten_params(st.kind, st.predict_params(x)))
                    for st in model.transformers]
             out.append(np.stack(per, 1))
@@ -223,3 +223,85 @@ def verdict(rep: dict) -> str:
     if rep["median_iou"] is not None:
         text += f"; its region covers the digit's box with median IoU {rep['median_iou']:.2f}"
     return text + "."
+
+
+def epoch_summary(model, test_set: dict, n: int = 500) -> list[dict]:
+    """A compact :func:`diagnose` of a classifier's transformers on the first ``n`` images of a
+    task set (the arrays of :func:`stn_explore.experiments.data.make_task_set`), for the
+    training log: per transformer ``size``, ``spread`` and, where the set knows them,
+    ``rotation_r``, ``centre_r``, ``median_iou`` (rounded; None where undefined). Training
+    records it every epoch, so a probe shows *when* a transformer zooms, turns or collapses."""
+    if not len(model.transformers):
+        return []
+    images = np.asarray(test_set["images"])[:n]
+    sub = {k: np.asarray(v)[:n] for k, v in test_set.items()
+           if isinstance(v, np.ndarray) and len(v) == len(test_set["images"])}
+    truth = truth_from_arrays(sub)
+    was_training = model.training
+    reps = diagnose(model_corners(model, images), truth, images.shape[-2:])
+    model.train(was_training)
+
+    def rnd(v):
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 3)
+
+    return [{k: rnd(r[k]) for k in ("mean_size", "spread", "rotation_r", "centre_r", "median_iou")}
+            for r in reps]
+
+
+def format_summary(summary: list[dict]) -> str:
+    """One log fragment for :func:`epoch_summary`'s result, e.g. ``ST1 size 0.74 spread 0.31 IoU 0.40``."""
+    names = {"mean_size": "size", "spread": "spread", "rotation_r": "rot r", "centre_r": "centre r",
+             "median_iou": "IoU"}
+    return "  ".join(f"ST{k + 1} " + " ".join(f"{names[key]} {v:.2f}" for key, v in s.items() if v is not None)
+                     for k, s in enumerate(summary))
+
+
+def ink_share(v: np.ndarray) -> np.ndarray:
+    """For transformer outputs ``(N, C, H, W)``: each channel's share of the total ink
+    ``(N, C)`` (rows sum to 1; NaN where V is empty). In MNIST addition channel c holds
+    digit c, so a transformer that takes its view from one digit alone has a share near 1 for it."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim != 4:
+        raise ValueError(f"v must have shape (N, C, H, W), got {v.shape}")
+    ink = v.clip(0, None).sum((2, 3))
+    tot = ink.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, ink / np.where(tot > 0, tot, 1), np.nan)
+
+
+def model_ink_shares(model, images: np.ndarray, batch_size: int = 250) -> list[np.ndarray]:
+    """:func:`ink_share` of each transformer's output V on uint8 images ``(N, C, H, W)``:
+    a list (one per transformer) of ``(N, C)``."""
+    from .distortions import to_batch
+
+    model.eval()
+    out = [[] for _ in model.transformers]
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            x = to_batch(images[s:s + batch_size]).to(next(model.parameters()).device)
+            for k, st in enumerate(model.transformers):
+                out[k].append(ink_share(st(x).cpu().numpy()))
+    return [np.concatenate(o) for o in out]
+
+
+def oracle_ink_share(images: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """The best a transformer that samples every channel through one grid can do while it still
+    sees the *whole* of one digit: for each image ``(N, C, H, W)`` (channel c holds digit c, as in
+    MNIST addition) and each channel c, channel c's share of the ink inside the bounding box of
+    channel c's own ink (pixels above ``threshold`` of full scale). Returns ``(N, C)``.
+
+    Where the digits overlap on the canvas, a region that takes in all of digit c takes in part
+    of the other digit too, so this share is below 1 whatever the transformer learns."""
+    x = np.asarray(images, np.float64)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {x.shape}")
+    x = x / 255.0 if x.max() > 1 else x
+    out = np.full(x.shape[:2], np.nan)
+    for i in range(len(x)):
+        for c in range(x.shape[1]):
+            ys, xs = np.nonzero(x[i, c] > threshold)
+            if not len(ys):
+                continue
+            box = x[i, :, ys.min():ys.max() + 1, xs.min():xs.max() + 1].sum((1, 2))
+            out[i, c] = box[c] / max(box.sum(), 1e-12)
+    return out

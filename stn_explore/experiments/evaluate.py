@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import diagnostics as G
 from . import distortions as D
 from .checkpoint import CheckpointError, compact, is_compact, load_checkpoint, save_checkpoint
@@ -120,6 +122,11 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print, grids: bool = 
         out["diagnostics"] = G.diagnose(corners, G.truth_from_arrays(arrays), images.shape[-2:])
         for rep, dead in zip(out["diagnostics"], G.dead_units(model, images)):
             rep["dead_units"] = dead
+        if images.ndim == 4 and images.shape[1] > 1:  # one digit per channel (MNIST addition)
+            oracle = G.oracle_ink_share(images)
+            for rep, share in zip(out["diagnostics"], G.model_ink_shares(model, images)):
+                rep["one_channel"] = float(np.mean(np.nanmax(share, 1) >= 0.8))
+                rep["one_channel_oracle"] = float(np.mean(oracle >= 0.8))
     return out
 
 
@@ -143,6 +150,9 @@ def write_grids(path, result: dict) -> None:
         print(f"transformer {rep['transformer'] + 1}: spread {rep['spread']:.3f}  size {rep['mean_size']:.2f}  "
               f"{figs}" + (f"  dead localisation units {dead:.0%}" if dead is not None else "")
               + f"\n  {rep['verdict']}")
+        if "one_channel" in rep:
+            print(f"  takes >= 80% of its output ink from one channel on {rep['one_channel']:.0%} of images "
+                  f"(a region exactly on one digit's ink box: on {rep['one_channel_oracle']:.0%})")
 
 
 def evaluate_coloc(path, ckpt: dict, npz=None, data_dir=None, log=print) -> dict:

@@ -47,6 +47,7 @@ from .checkpoint import (
     training_lock,
 )
 from .data import make_task_set
+from .diagnostics import epoch_summary, format_summary
 from .distributed import Context, add_device_args, run_cli, session
 from .mnist import DataSourceError, Digits, load_digits
 from .models import MODELS, ModelArgs, build_model, evaluate_arrays, parameter_counts
@@ -314,12 +315,14 @@ def _train(cfg: TrainConfig, out: Path, *, ctx: Context | None = None, amp: bool
             tot_loss, tot_err, seen = ctx.sum([tot_loss, tot_err, seen])
         train_s = time.perf_counter() - t0
         test_err = fixed_set_error(ctx, model, test_set)
+        st_summary = epoch_summary(model, test_set) if model.transformers and ctx.rank == 0 else []
         history.append({"epoch": epoch + 1, "lr": lr, "loss": tot_loss / seen,
                         "train_error": 100 * tot_err / seen, "test_error": test_err,
-                        "seconds": train_s, "images_per_s": seen / train_s})
+                        "seconds": train_s, "images_per_s": seen / train_s,
+                        **({"transformers": st_summary} if st_summary else {})})
         log(f"epoch {epoch + 1:3d}/{cfg.epochs}  lr {lr:.4g}  loss {tot_loss / seen:.4f}  "
             f"train err {100 * tot_err / seen:5.2f}%  test err {test_err:5.2f}%  "
-            f"({train_s:.0f} s, {seen / train_s:.0f} img/s)")
+            f"({train_s:.0f} s, {seen / train_s:.0f} img/s)" + ("  " + format_summary(st_summary) if st_summary else ""))
         result = {
             "format": FORMAT, "kind": "classifier", "version": __version__,
             "model_args": margs.to_dict(), "state_dict": model.state_dict(),
