@@ -15,6 +15,7 @@ import streamlit as st
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", ""),
     ("pages/playground.py", "θ playground", ":material/tune:", "playground"),
+    ("pages/learning.py", "How it learns", ":material/school:", "learning"),
     ("pages/compare.py", "CNN vs ST-CNN", ":material/compare:", "compare"),
     ("pages/colocalisation.py", "Co-localisation", ":material/center_focus_strong:", "colocalisation"),
     ("pages/paper.py", "Paper vs ours", ":material/table_chart:", "paper"),
