@@ -14,7 +14,7 @@ from stn_explore.experiments import data as data_mod
 from stn_explore.experiments import evaluate, train
 from stn_explore.experiments import results as results_mod
 from stn_explore.experiments.checkpoint import CheckpointError, load_checkpoint
-from stn_explore.experiments.models import build_model
+from stn_explore.experiments.models import ModelArgs, build_model
 
 
 def tiny_cfg(**kw) -> train.TrainConfig:
@@ -66,6 +66,17 @@ def test_resume_refuses_a_different_run(tmp_path, idx_dir):
     run(tiny_cfg(), tmp_path / "m.pt", idx_dir)
     with pytest.raises(CheckpointError, match="model"):
         run(tiny_cfg(model="cnn", epochs=2), tmp_path / "m.pt", idx_dir, resume=True)
+
+
+def test_zoomed_start_is_part_of_the_recipe(tmp_path, idx_dir):
+    # --st-init-scale reaches the model (its regression bias starts at the zoom) and resume checks it
+    res = run(tiny_cfg(st_init_scale=0.5), tmp_path / "m.pt", idx_dir)
+    assert res["model_args"]["st_init_scale"] == 0.5
+    with pytest.raises(CheckpointError, match="st_init_scale"):
+        run(tiny_cfg(epochs=2), tmp_path / "m.pt", idx_dir, resume=True)
+    assert res["history"][0]["transformers"][0]["mean_size"] < 1  # the per-epoch summary is kept
+    first = build_model(ModelArgs(**{**ModelArgs().to_dict(), "st_init_scale": 0.5}))
+    assert first.transformers[0].regressor.bias[:6].tolist() == [0.5, 0, 0, 0, 0.5, 0]
 
 
 def test_crash_during_save_keeps_previous_checkpoint(tmp_path, idx_dir, monkeypatch):

@@ -25,6 +25,21 @@ def test_identity_at_initialisation(kind, loc):
     assert aux["flat"].shape == (3, stn.n_params(kind))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_zoomed_initialisation_samples_the_centre(kind):
+    """reset_to_identity(0.5): every kind starts by sampling the middle half of U, exactly the
+    crop an attention window (0.5, 0, 0) takes (a reference independent of the kind's maths)."""
+    torch.manual_seed(0)
+    st = stn.SpatialTransformer(1, (16, 16), kind, out_size=(8, 8))
+    st.reset_to_identity(0.5)
+    x = torch.rand(2, 1, 16, 16)
+    ref = stn.warp(x, torch.tensor([[0.5, 0.0, 0.0]]).expand(2, 3), "attention", (8, 8))
+    torch.testing.assert_close(st(x), ref, atol=1e-5, rtol=0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale"):
+            st.reset_to_identity(bad)
+
+
 def test_out_size_and_custom_localisation_module():
     loc = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
     st = stn.SpatialTransformer(1, (16, 16), "affine", out_size=(8, 12), localisation=loc)

@@ -7,6 +7,8 @@ for each kind's parameters.
 
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import torch
@@ -172,9 +174,25 @@ class SpatialTransformer(nn.Module):
         self.regressor = nn.Linear(feat, n_params(self.kind, self.n_control))
         self.reset_to_identity()
 
-    def reset_to_identity(self) -> None:
-        """Zero the regression weights and set its bias to the identity transform."""
-        ident = flatten_params(self.kind, identity_params(self.kind, 1, self.n_control))[0]
+    def reset_to_identity(self, scale: float = 1.0) -> None:
+        """Zero the regression weights and set its bias to the identity transform — or, with
+        ``scale`` < 1, to a centred zoom that samples the middle ``scale`` of U's width and
+        height (affine ``[[s, 0, 0], [0, s, 0]]``, attention ``(s, 0, 0)``, projective
+        ``diag(s, s, 1)``, TPS source points ``s ×`` the control points)."""
+        scale = float(scale)
+        if not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        p = identity_params(self.kind, 1, self.n_control)
+        if scale != 1.0:
+            if self.kind == "affine":
+                p[:, :, :2] *= scale
+            elif self.kind == "attention":
+                p[:, 0] = scale
+            elif self.kind == "projective":
+                p[:, :2, :2] *= scale
+            else:
+                p = p * scale
+        ident = flatten_params(self.kind, p)[0]
         with torch.no_grad():
             self.regressor.weight.zero_()
             self.regressor.bias.copy_(ident)

@@ -42,7 +42,7 @@ from .mnist import (
 )
 
 __all__ = ["Digits", "DataSourceError", "load_digits", "download_dataset", "read_idx", "write_idx",
-           "make_task_set", "save_npz", "load_npz", "NPZ_KEYS"]
+           "make_task_set", "save_npz", "load_npz", "check_npz", "NPZ_KEYS"]
 
 NPZ_KEYS = ("images", "labels", "boxes", "meta")
 
@@ -83,15 +83,97 @@ def save_npz(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+#: an archive whose arrays would take more memory than this once decompressed is refused
+#: before anything is read (a zip bomb); the largest exported set, 10,000 cluttered 60×60
+#: images, is 36 MB
+MAX_NPZ_BYTES = 2 << 30
+
+
 def load_npz(path: str | os.PathLike) -> tuple[dict, dict]:
-    """Read a file written by :func:`save_npz` (or any npz with ``images`` and ``labels``)."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-        meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+    """Read a file written by :func:`save_npz` (or any npz with ``images`` and ``labels``).
+
+    Raises ``ValueError`` naming the file and the problem for anything else: not an npz (zip)
+    archive, damaged or truncated, an array of Python objects (never unpickled:
+    ``allow_pickle=False``), arrays that would decompress beyond :data:`MAX_NPZ_BYTES`, a
+    ``meta`` that is not a JSON object, or arrays that break the contract (:func:`check_npz`).
+    ``labels`` come back as int64.
+    """
+    path = Path(path)
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    arrays, key = {}, None
+    with fh:   # opened here: np.load leaks its own handle when the zip turns out damaged
+        if fh.read(4)[:2] != b"PK":
+            raise ValueError(f"{path}: not an .npz file (a zip archive of .npy arrays, as written by "
+                             f"python -m stn_explore.data export)")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as z:
+                declared = sum(info.file_size for info in z.zip.infolist())
+                if declared > MAX_NPZ_BYTES:
+                    raise _NpzError(f"{path}: its arrays would take {declared / 2**30:.1f} GiB once "
+                                    f"decompressed (limit {MAX_NPZ_BYTES / 2**30:.0f} GiB)")
+                for key in z.files:
+                    arrays[key] = z[key]
+        except _NpzError:
+            raise
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise ValueError(f"{path}: array {key!r} holds Python objects (pickled data), which are "
+                                 f"never loaded") from None
+            raise ValueError(f"{path}: damaged array {key!r} ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 — a damaged zip makes zipfile/zlib/numpy raise many types
+            where = f" in array {key!r}" if key else ""
+            raise ValueError(f"{path}: damaged or truncated .npz file{where} ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    meta = arrays.pop("meta", None)
+    if meta is None:
+        meta = {}
+    else:
+        try:
+            meta = json.loads(str(meta.item())) if meta.ndim == 0 and meta.dtype.kind == "U" else None
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: 'meta' is not a JSON object (the npz contract: a JSON string)")
+    return check_npz(arrays, path), meta
+
+
+class _NpzError(ValueError):
+    pass
+
+
+def check_npz(arrays: dict, path="the arrays") -> dict:
+    """The npz contract, checked: ``images`` uint8 ``(N, H, W)`` or ``(N, C, H, W)`` with N ≥ 1,
+    ``labels`` integers ≥ 0 ``(N,)``, ``boxes`` (where present) finite floats ``(N, 4)``.
+    Returns ``arrays`` with the labels as int64; raises ``ValueError`` naming ``path``.
+    Whether the labels and sizes suit a model is for its caller to check."""
     for key in ("images", "labels"):
         if key not in arrays:
             raise ValueError(f"{path}: missing array {key!r} (the npz contract needs images and labels)")
-    return arrays, meta
+    images, labels = arrays["images"], arrays["labels"]
+    if images.dtype != np.uint8:
+        raise ValueError(f"{path}: images are {images.dtype}, the npz contract says uint8 (0–255)")
+    if images.ndim not in (3, 4) or 0 in images.shape[1:]:
+        raise ValueError(f"{path}: images have shape {images.shape}; expected (N, H, W) or (N, C, H, W)")
+    if len(images) == 0:
+        raise ValueError(f"{path}: holds no images")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{path}: labels are {labels.dtype}, expected integers")
+    if labels.shape != (len(images),):
+        raise ValueError(f"{path}: labels have shape {labels.shape} for {len(images)} images; expected "
+                         f"({len(images)},)")
+    if labels.min() < 0:
+        raise ValueError(f"{path}: labels must be ≥ 0, found {labels.min()}")
+    if "boxes" in arrays:
+        boxes = arrays["boxes"]
+        if boxes.dtype.kind != "f" or boxes.shape != (len(images), 4):
+            raise ValueError(f"{path}: boxes are {boxes.dtype} {boxes.shape}; expected floats ({len(images)}, 4)")
+        if not np.isfinite(boxes).all():
+            raise ValueError(f"{path}: boxes hold NaN or infinite values")
+    return {**arrays, "labels": labels.astype(np.int64)}
 
 
 # ----------------------------------------------------------------------------- CLI

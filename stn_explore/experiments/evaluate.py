@@ -23,7 +23,15 @@ import numpy as np
 
 from . import diagnostics as G
 from . import distortions as D
-from .checkpoint import CheckpointError, compact, is_compact, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    RUN_DATA,
+    CheckpointError,
+    check_checkpoint,
+    compact,
+    is_compact,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .data import load_npz, make_task_set, save_npz
 from .mnist import MNIST_TEST_CONTENT_MD5, DataSourceError, Digits, folder_of, load_digits
 from .models import evaluate_arrays, load_model
@@ -87,6 +95,8 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print, grids: bool = 
     (each transformer's sampling region per image) and ``diagnostics`` (one report per
     transformer: see :func:`stn_explore.experiments.diagnostics.diagnose`)."""
     ckpt = load_checkpoint(path)
+    if "kind" not in ckpt:  # the first checkpoints recorded no kind: classifiers
+        check_checkpoint(ckpt, path)
     if ckpt.get("kind") == "colocalisation":
         return evaluate_coloc(path, ckpt, npz, data_dir, log)
     if ckpt.get("kind", "classifier") != "classifier":
@@ -102,8 +112,16 @@ def evaluate_checkpoint(path, npz=None, data_dir=None, log=print, grids: bool = 
         if tuple(shape) != want or channels != ckpt["model_args"]["in_channels"]:
             raise ValueError(f"{npz}: images are {channels}×{shape[0]}×{shape[1]}, the model expects "
                              f"{ckpt['model_args']['in_channels']}×{want[0]}×{want[1]}")
+        n_classes = model.args.n_classes
+        if labels.max() >= n_classes:
+            raise ValueError(f"{npz}: labels go up to {labels.max()}, the model knows {n_classes} classes "
+                             f"(0–{n_classes - 1})")
         what = f"{len(labels)} images from {npz}" + _made_from(meta)
     else:
+        missing = [k for k in RUN_DATA if k not in info]
+        if missing:
+            raise CheckpointError(f"{path}: its 'data' lacks {missing}, the recipe of its own test set; "
+                                  f"evaluate it on an exported set with --npz")
         test = load_digits("test", root=data_dir)
         _, note = compare_test_digits(info, test)
         if note:
@@ -167,6 +185,10 @@ def evaluate_coloc(path, ckpt: dict, npz=None, data_dir=None, log=print) -> dict
             raise ValueError(f"{npz}: no 'boxes' array — co-localisation needs an exported coloc set "
                              f"(python -m stn_explore.data export --task coloc ...)")
         images, boxes = arrays["images"], arrays["boxes"]
+        canvas = int(ckpt["model_args"].get("canvas", C.CANVAS))
+        if images.shape[-2:] != (canvas, canvas) or images.ndim == 4 and images.shape[1] != 1:
+            raise ValueError(f"{npz}: images have shape {images.shape}; the co-localisation model expects "
+                             f"(N, {canvas}, {canvas})")
         what = f"{len(images)} images from {npz}" + _made_from(meta)
     else:
         cfg = C.ColocConfig(**ckpt["config"])
@@ -190,9 +212,7 @@ def compact_checkpoint(path, data_dir=None, log=print) -> dict | None:
     Returns ``{"before", "after", "bytes_before", "bytes_after"}``, or None when there is
     nothing to do (already compact). Refuses runs still training and a different data source."""
     path = Path(path)
-    ckpt = load_checkpoint(path)
-    if ckpt.get("kind", "classifier") != "classifier":
-        raise CheckpointError(f"{path} is a {ckpt.get('kind')} checkpoint, not a classifier")
+    ckpt = load_checkpoint(path, kind="classifier")
     if is_compact(ckpt):
         log(f"{path}: already compact")
         return None

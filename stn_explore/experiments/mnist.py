@@ -28,6 +28,7 @@ import re
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -149,32 +150,42 @@ def cache_dir(dataset: str = "mnist") -> Path:
 
 
 # ----------------------------------------------------------------------------- IDX files
+#: an IDX file whose header promises more data than this is refused before it is read (the
+#: largest standard file, MNIST's 60,000 training images, holds 47 MB)
+MAX_IDX_BYTES = 1 << 30
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a ``uint8`` array.
 
-    Raises :class:`DataSourceError` on a truncated or malformed file.
+    Raises :class:`DataSourceError` on a truncated or malformed file, or one whose header
+    promises more than :data:`MAX_IDX_BYTES` (nothing beyond the header is read then, so a
+    small gzip file cannot make it fill the memory).
     """
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
     try:
+        with open(path, "rb") as fh:
+            opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
         with opener(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, EOFError) as exc:
+            magic = fh.read(4)
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
+                raise DataSourceError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+            ndim = magic[3]
+            dims = fh.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataSourceError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            expected = int(np.prod(shape, dtype=np.int64))
+            if expected > MAX_IDX_BYTES:
+                raise DataSourceError(f"{path}: IDX header promises {expected:,} bytes for shape {shape}, more "
+                                      f"than the {MAX_IDX_BYTES:,} this reader accepts")
+            data = fh.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataSourceError(f"{path}: cannot read ({exc})") from exc
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataSourceError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataSourceError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
+    if len(data) != expected:
         raise DataSourceError(f"{path}: IDX header promises {expected} bytes of data for shape "
-                              f"{shape}, file has {len(data) - header}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+                              f"{shape}, file has {len(data) if len(data) <= expected else 'more'}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
@@ -215,6 +226,10 @@ def _checked_pair(where, images: np.ndarray, labels: np.ndarray) -> tuple[np.nda
         raise DataSourceError(f"{where}: unexpected shapes images {images.shape}, labels {labels.shape}")
     if len(images) != len(labels):
         raise DataSourceError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if not len(labels):
+        raise DataSourceError(f"{where}: holds no digits")
+    if labels.max() > 9:
+        raise DataSourceError(f"{where}: labels must be digits 0–9, found {labels.max()}")
     return images, labels.astype(np.int64)
 
 

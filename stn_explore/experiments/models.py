@@ -51,6 +51,9 @@ class ModelArgs:
     st_out_size: tuple[int, int] | None = None
     #: the localisation net sees the input max-pooled by this factor (1 = the input itself)
     loc_pool: int = 1
+    #: the transformers start as a centred zoom onto this share of the input's side
+    #: (SpatialTransformer.reset_to_identity); 1 = the identity, the paper's initialisation
+    st_init_scale: float = 1.0
     n_control: int = 4
     input_offset: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -135,8 +138,11 @@ class STClassifier(nn.Module):
                                        hidden=args.loc_conv_hidden)
             if pool > 1:
                 loc = nn.Sequential(nn.MaxPool2d(pool), loc)
-            sts.append(SpatialTransformer(args.in_channels, size, args.transform, out_size=out,
-                                          localisation=loc, n_control=args.n_control))
+            st = SpatialTransformer(args.in_channels, size, args.transform, out_size=out,
+                                    localisation=loc, n_control=args.n_control)
+            if args.st_init_scale != 1.0:
+                st.reset_to_identity(args.st_init_scale)
+            sts.append(st)
         self.transformers = nn.ModuleList(sts)
         head_in = args.in_channels * max(n_st, 1)
         head_size = out if n_st else size
@@ -185,8 +191,19 @@ def parameter_counts(model: STClassifier) -> dict:
 
 
 def load_model(ckpt: dict) -> STClassifier:
-    """The classifier of a checkpoint dict (see :func:`checkpoint.load_checkpoint`), in eval mode."""
-    model = build_model(ckpt["model_args"])
+    """The classifier of a checkpoint dict (see :func:`checkpoint.load_checkpoint`), in eval mode.
+
+    Raises :class:`~stn_explore.experiments.checkpoint.CheckpointError` when the model
+    arguments build no model or the weights do not fit it (a checkpoint of another
+    architecture, non-finite weights)."""
+    from .checkpoint import CheckpointError, check_weights
+
+    try:
+        model = build_model(ckpt["model_args"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"the checkpoint's model_args describe no classifier of this version "
+                              f"({type(exc).__name__}: {exc})") from None
+    check_weights(model, ckpt["state_dict"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model

@@ -81,11 +81,13 @@ class TrainConfig:
     #: curriculum: over the first N epochs the distortions grow linearly to the recipe's
     #: (distortions.at_strength: rotation, RTS scale and placement, clutter); 0 = none
     ramp_epochs: int = 0
+    #: the transformers start as a centred zoom onto this share of the input's side (1 = identity)
+    st_init_scale: float = 1.0
 
 
 #: TrainConfig fields that change what is trained; --resume refuses a run that differs in any
 RECIPE_KEYS = ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise", "optimizer",
-               "st_out_size", "loc_pool", "ramp_epochs")
+               "st_out_size", "loc_pool", "ramp_epochs", "st_init_scale")
 
 
 #: the error when the processes of a torchrun job read different digits
@@ -109,7 +111,8 @@ def model_args_for(cfg: TrainConfig) -> ModelArgs:
     c, h, w = D.image_shape(cfg.task, task_config(cfg))
     out = (cfg.st_out_size, cfg.st_out_size) if cfg.st_out_size else None
     return ModelArgs(name=cfg.model, in_channels=c, input_size=(h, w), n_classes=D.n_classes(cfg.task),
-                     transform=cfg.transform, st_out_size=out, loc_pool=cfg.loc_pool)
+                     transform=cfg.transform, st_out_size=out, loc_pool=cfg.loc_pool,
+                     st_init_scale=cfg.st_init_scale)
 
 
 def epoch_task_config(cfg: TrainConfig, dcfg, epoch: int):
@@ -159,7 +162,7 @@ def _resume_checkpoint(cfg: TrainConfig, out: Path) -> dict | None:
     """The checkpoint in ``out`` if there is one, refused if its recipe differs from ``cfg``."""
     if not out.is_file():
         return None
-    ckpt = load_checkpoint(out)
+    ckpt = load_checkpoint(out, kind="classifier")
     saved = ckpt["train_config"]
     defaults = TrainConfig()
     for key in RECIPE_KEYS:  # runs saved before a key existed used its default
@@ -360,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the input makes the transformer zoom in to keep detail (cluttered recipe: 30)")
     g.add_argument("--loc-pool", type=int, default=1, metavar="K",
                    help="the localisation net sees the input max-pooled K× (default 1; cluttered recipe: 2)")
+    g.add_argument("--st-init-scale", type=float, default=1.0, metavar="S",
+                   help="start the transformer(s) as a centred zoom onto the middle S of the input's side "
+                        "instead of the identity (default 1: the identity, the paper's initialisation)")
     g = ap.add_argument_group("schedule (SGD with momentum, as in the paper)")
     g.add_argument("--epochs", type=int, default=40, help="passes over the training digits (default 40)")
     g.add_argument("--batch-size", type=int, default=128)
@@ -413,7 +419,8 @@ def main(argv=None) -> int:
                       momentum=args.momentum, weight_decay=args.weight_decay, lr_drops=list(args.lr_drops),
                       seed=args.seed, test_seed=args.test_seed, n_test=args.n_test, n_train=args.n_train,
                       noise=args.noise, threads=args.threads, optimizer=args.optimizer,
-                      st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs)
+                      st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs,
+                      st_init_scale=args.st_init_scale)
     out = Path(args.out) if args.out else default_out(cfg)
 
     def run(ctx) -> int:

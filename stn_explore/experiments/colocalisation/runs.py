@@ -38,11 +38,9 @@ def run_path(digit: int, noise: int, folder=None):
 def load_run(path) -> dict:
     """A co-localisation checkpoint for display: ``{"recording": arrays (see
     :func:`recording_arrays`), "final", "config", "data", "iteration", "seconds"}``."""
-    from ..checkpoint import CheckpointError, load_checkpoint
+    from ..checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(path)
-    if ckpt.get("kind") != "colocalisation":
-        raise CheckpointError(f"{path} is not a co-localisation checkpoint")
+    ckpt = load_checkpoint(path, kind="colocalisation")
     return run_view(ckpt)
 
 

@@ -116,6 +116,8 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
             gen.manual_seed(cfg.seed + 7 + RANK_SEED_STRIDE * ctx.rank + int(resume_from["iteration"]))
         rec = _rec_from_tensors(resume_from["recording"])
         it, seconds = int(resume_from["iteration"]), float(resume_from.get("seconds", 0.0))
+        pending = resume_from.get("pending_losses") or []
+        resumed_losses = [float(x) for x in pending[ctx.rank]] if ctx.rank < len(pending) else []
     net = ctx.wrap(_StepLoss(model)) if ctx.distributed else None
 
     data_info = {"task": "coloc", "digit": cfg.digit, "noise": cfg.noise,
@@ -146,11 +148,15 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         """Rank 0 writes ``ckpt`` (default: a snapshot) with every rank's stream state; a
         collective under torchrun, as is the agreement on a failed write."""
         streams = ctx.gather(gen.get_state()) if ctx.distributed else None
+        # the losses since the last record: a save between records would otherwise lose them
+        # on --resume, and the next recorded mean loss would differ from an uninterrupted run's
+        pending = ctx.gather(list(losses))  # every rank's, on rank 0
 
         def write():
             c = snapshot() if ckpt is None else ckpt
             if streams is not None:
                 c["rng_ranks"] = streams
+            c = {**c, "pending_losses": pending}
             save_checkpoint(out, c)
 
         ctx.on_main(write)
@@ -169,7 +175,7 @@ def train(cfg: ColocConfig, *, train_digits, test_digits, out=None, resume_from:
         record(float("nan"))  # iteration 0: the initial boxes
     bar = tqdm(total=cfg.iterations, initial=it, disable=not progress, unit="it",
                desc=f"digit {cfg.digit} {'noisy' if cfg.noise else 'clean'}")
-    losses: list[float] = []
+    losses: list[float] = resumed_losses if resume_from is not None else []
     stopped = False
     model.train()
     t0 = time.perf_counter()

@@ -1,0 +1,356 @@
+"""Many sessions at once: N headless Chromium sessions move sliders on /playground and /compare
+while one more session trains live on /colocalisation.
+
+    python -m benchmarks.bench_load --sessions 8 --seconds 60      (from the repository root)
+
+One `streamlit run app.py` on a loopback port (127.0.0.1; the browser's requests to any other
+host are aborted and counted). A warm-up visit loads each page once (models, test images,
+MNIST), so the figures are the steady state, not the first visitor's cold caches. Then, for
+``--seconds``:
+
+* sessions 1…N (odd ones on /playground, even ones on /compare) press ArrowRight/ArrowLeft on
+  their page's rotation slider, one press at a time, each timed from the key press to the
+  page's last DOM change (a MutationObserver; the page idle and quiet for 300 ms afterwards):
+  **slider→settle**. At most ``--max-moves`` presses per session; a press whose page has not
+  settled within 10 s, an exception element, a lost connection or a failed browser call is an
+  **error**;
+* the live session opens /colocalisation and, at half time, presses Start: slider moves made
+  before its run is going (its Stop button enabled) count as "without live training", the
+  others as "while it trained", and the ratio of their medians says how much one session's
+  training slows the others (goal ≤ 2×).
+
+Then every session closes (the live one while its run still trains, as a closed tab would)
+and the server's resident memory (RSS) is read: before the sessions (after the warm-up), at
+its peak, and 10 s after they closed (goal: within 10% of before); the server's CPU use after
+the close says whether the closed tab's live run still trains.
+
+Figures depend on the machine and its load: the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+
+PAGES = ("/playground", "/compare")
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+SETTLE_CAP_MS = 10_000
+
+OBSERVER = """() => {
+  window.__mut = []; const rec = () => window.__mut.push(performance.now());
+  new MutationObserver(rec).observe(document.documentElement,
+      {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+
+#: resolves with the first and last DOM change after t0, once the page has been idle and
+#: quiet for ``quiet`` ms (or after ``cap`` ms: [null, null] if nothing changed)
+SETTLE = """async ([t0, quiet, cap]) => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  while (performance.now() - t0 < cap) {
+    await sleep(25);
+    const m = window.__mut, last = m.length ? m[m.length - 1] : t0;
+    if (m.length && last >= t0 && performance.now() - last >= quiet
+        && document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]')) {
+      const after = m.filter((t) => t >= t0);
+      return [after[0] - t0, after[after.length - 1] - t0];
+    }
+  }
+  return [null, null];
+}"""
+
+
+# ----------------------------------------------------------------------------- the server
+@contextlib.contextmanager
+def app_server(log: Path):
+    """`streamlit run app.py` on a free loopback port; yields (url, process)."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler(threading.Thread):
+    """The server's RSS every 0.25 s, for its peak."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._halt = pid, 0.0, threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, rss_mb(self.pid))
+            self._halt.wait(0.25)
+
+    def stop(self):
+        self._halt.set()
+        self.join(2)
+
+
+# ----------------------------------------------------------------------------- sessions
+class Session:
+    def __init__(self, name: str, path: str):
+        self.name, self.path = name, path
+        self.quiet: list[float] = []      # settle times (ms) while no live run trained
+        self.training: list[float] = []   # … and while one did
+        self.errors: list[str] = []
+        self.blocked = 0                  # requests to other hosts, aborted
+
+
+class Clock:
+    """The shared schedule: every session opens its page, then all start together."""
+
+    def __init__(self, n_sessions: int, seconds: float):
+        self.opened = asyncio.Barrier(n_sessions)
+        self.seconds = seconds
+        self.start = self.end = self.train_at = float("inf")
+        self.training_since = float("inf")   # when the live run was seen training
+
+    async def go(self) -> None:
+        await self.opened.wait()
+        if self.start == float("inf"):
+            self.start = time.monotonic()
+            self.train_at = self.start + self.seconds / 2
+            self.end = self.start + self.seconds
+
+
+async def new_page(browser, session: Session, viewport=(1400, 1000)):
+    ctx = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+
+    async def loopback_only(route):
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost") or route.request.url.startswith(
+                ("data:", "blob:", "about:")):
+            await route.continue_()
+        else:
+            session.blocked += 1
+            await route.abort()
+
+    await ctx.route("**/*", loopback_only)
+    page = await ctx.new_page()
+    page.set_default_timeout(120_000)
+    return ctx, page
+
+
+async def wait_idle(page, timeout=120_000):
+    await page.wait_for_selector(IDLE, timeout=timeout)
+
+
+async def slider_session(browser, url: str, s: Session, clock: Clock, max_moves: int) -> None:
+    ctx, page = await new_page(browser, s)
+    try:
+        try:
+            await page.goto(url + s.path)
+            await wait_idle(page)
+            # the rotation slider: a stock slider on /compare, the drag editor's on /playground
+            slider = page.get_by_role("slider", name="rotation (°)").first
+            await slider.wait_for()
+            await page.evaluate(OBSERVER)
+        except Exception as exc:  # noqa: BLE001
+            s.errors.append(f"open: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            return
+        finally:
+            await clock.go()
+        moves = 0
+        while time.monotonic() < clock.end and moves < max_moves:
+            key_name = "ArrowRight" if (moves // 5) % 2 == 0 else "ArrowLeft"   # stays near the default
+            try:
+                await slider.focus()
+                t0 = await page.evaluate("performance.now()")
+                when = time.monotonic()
+                await page.keyboard.press(key_name)
+                first, last = await page.evaluate(SETTLE, [t0, 300, SETTLE_CAP_MS])
+                if last is None:
+                    s.errors.append(f"move {moves}: no settle within {SETTLE_CAP_MS / 1000:.0f} s")
+                else:
+                    (s.training if when >= clock.training_since else s.quiet).append(last)
+                if await page.locator('[data-testid="stException"]').count():
+                    s.errors.append(f"move {moves}: exception element on the page")
+                    break
+            except Exception as exc:  # noqa: BLE001 — a broken session is counted, the others go on
+                s.errors.append(f"move {moves}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+                break
+            moves += 1
+    finally:
+        await ctx.close()
+
+
+async def live_session(browser, url: str, s: Session, clock: Clock, log: list) -> None:
+    ctx, page = await new_page(browser, s)
+    try:
+        try:
+            await page.goto(url + "/colocalisation")
+            await wait_idle(page)
+        finally:
+            await clock.go()
+        await asyncio.sleep(max(0.0, clock.train_at - time.monotonic()))
+        await page.locator(".st-key-coloc_start").get_by_role("button", name="Start", exact=True).click()
+        stop = page.locator(".st-key-coloc_stop").get_by_role("button", name="Stop", exact=True)
+        seen, started, first = 0, None, None
+        while time.monotonic() < clock.end:
+            await asyncio.sleep(0.5)
+            if started is None and await stop.is_enabled():   # its thread is working
+                started = clock.training_since = time.monotonic()
+            m = re.search(r"iteration (\d+) of (\d+)", await page.locator("body").inner_text())
+            if m:
+                seen = int(m.group(1))
+                if seen > 0 and first is None:
+                    first = time.monotonic()
+            if await page.locator('[data-testid="stException"]').count():
+                s.errors.append("exception element on the page")
+                break
+        if started is None:
+            s.errors.append("the live run had not started before the end")
+        log.append({"started": started - clock.train_at if started else float("nan"),
+                    "first": first - clock.train_at if first else float("nan"), "iteration": seen})
+    except Exception as exc:  # noqa: BLE001
+        s.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    finally:
+        await ctx.close()   # the tab closes while the run trains
+
+
+async def warm_up(browser, url: str) -> None:
+    """Each page once, so that models, test images and MNIST are cached before the clock."""
+    s = Session("warm-up", "")
+    ctx, page = await new_page(browser, s)
+    try:
+        for path in ("/", "/playground", "/compare", "/colocalisation"):
+            await page.goto(url + path)
+            await wait_idle(page, timeout=180_000)
+    finally:
+        await ctx.close()
+
+
+# ----------------------------------------------------------------------------- report
+def pct(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def fmt(values) -> str:
+    if not values:
+        return "        –        "
+    return f"{pct(values, 0.5):6.0f} {pct(values, 0.95):6.0f} {len(values):4d}"
+
+
+async def run(args) -> int:
+    from playwright.async_api import async_playwright
+
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; "
+          f"{args.sessions} slider sessions + 1 live session, {args.seconds:.0f} s")
+    with tempfile.TemporaryDirectory() as tmp, app_server(Path(tmp) / "server.log") as (url, proc):
+        pid = proc.pid
+        rss_cold = rss_mb(pid)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            t = time.monotonic()
+            await warm_up(browser, url)
+            print(f"warm-up (each page once): {time.monotonic() - t:.1f} s")
+            rss_before = rss_mb(pid)
+            sampler = RssSampler(pid)
+            sampler.start()
+            sessions = [Session(f"{i + 1}", PAGES[i % 2]) for i in range(args.sessions)]
+            live = Session("live", "/colocalisation")
+            clock = Clock(args.sessions + 1, args.seconds)
+            live_log: list = []
+            t = time.monotonic()
+            await asyncio.gather(*(slider_session(browser, url, s, clock, args.max_moves) for s in sessions),
+                                 live_session(browser, url, live, clock, live_log))
+            await browser.close()
+            print(f"opening the {args.sessions + 1} pages together: {clock.start - t:.1f} s")
+        await asyncio.sleep(10)
+        rss_after = rss_mb(pid)
+        sampler.stop()
+        c0 = cpu_seconds(pid)
+        await asyncio.sleep(5)
+        cpu_after = cpu_seconds(pid) - c0
+        log_text = (Path(tmp) / "server.log").read_text()
+
+    print("\nslider→settle (ms): p50, p95 and count, without live training / while it trained")
+    print(f"{'session':>8} {'page':12} {'p50':>6} {'p95':>6} {'n':>4}   {'p50':>6} {'p95':>6} {'n':>4}  "
+          f"{'slowdown':>8}  errors")
+    all_quiet, all_train, n_errors = [], [], 0
+    for s in sessions:
+        ratio = (pct(s.training, 0.5) / pct(s.quiet, 0.5)) if s.quiet and s.training else float("nan")
+        print(f"{s.name:>8} {s.path:12} {fmt(s.quiet)}   {fmt(s.training)}  {ratio:7.2f}×  {len(s.errors)}"
+              + (f"  ({s.errors[0]})" if s.errors else ""))
+        all_quiet += s.quiet
+        all_train += s.training
+        n_errors += len(s.errors)
+    ratio = pct(all_train, 0.5) / pct(all_quiet, 0.5) if all_quiet and all_train else float("nan")
+    print(f"{'all':>8} {'':12} {fmt(all_quiet)}   {fmt(all_train)}  {ratio:7.2f}×  {n_errors}")
+    lv = live_log[0] if live_log else {"started": float("nan"), "first": float("nan"), "iteration": 0}
+    print(f"\nlive session: {len(live.errors)} errors" + (f" ({live.errors[0]})" if live.errors else "")
+          + f"; after Start its run was going in {lv['started']:.1f} s, reported its first iteration after "
+            f"{lv['first']:.1f} s and reached iteration {lv['iteration']} by the end")
+    blocked = sum(s.blocked for s in [*sessions, live])
+    print(f"requests to other hosts than 127.0.0.1 (aborted): {blocked}")
+    print(f"server RSS: {rss_cold:.0f} MB started, {rss_before:.0f} MB before the sessions (warm), "
+          f"peak {sampler.peak:.0f} MB, {rss_after:.0f} MB 10 s after they closed "
+          f"({(rss_after / rss_before - 1) * 100:+.0f}% of before)")
+    print(f"server CPU 10–15 s after every tab closed: {cpu_after / 5:.2f} cores"
+          + (" — the closed tab's live run still trains" if cpu_after / 5 > 0.2 else " — idle"))
+    tracebacks = log_text.count("Traceback")
+    print(f"tracebacks in the server log: {tracebacks}")
+    return 0 if n_errors == 0 and not live.errors and tracebacks == 0 else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=8, help="slider sessions (default 8), plus one live session")
+    ap.add_argument("--seconds", type=float, default=60.0, help="how long they run (default 60)")
+    ap.add_argument("--max-moves", type=int, default=400, help="slider presses per session at most (default 400)")
+    args = ap.parse_args(argv)
+    if not 1 <= args.sessions <= 64 or not 4 <= args.seconds <= 1800:
+        ap.error("--sessions must be 1–64 and --seconds 4–1800")
+    if not Path(CHROMIUM).exists():
+        ap.error(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
