@@ -12,10 +12,36 @@ Layers (imports point one way only: explorer → experiments → core):
   evaluation and co-localisation (section 4 and the appendix); their CLIs.
 * :mod:`stn_explore.explorer` — what the app's pages compute (no Streamlit): the playground,
   the CNN vs ST-CNN comparison, plotly figures.
+
+The core's names are re-exported lazily (PEP 562): ``stn.warp`` imports torch and the core on
+first use, while ``import stn_explore.experiments.mnist`` (or the app's first view) does not
+pay for torch. ``from stn_explore import *`` and ``dir(stn_explore)`` list the core's API.
 """
 
-from .core import *  # noqa: F403  (the public API of the core, listed in core.__all__)
-from .core import __all__ as _core_all
-
 __version__ = "0.1.0"
-__all__ = [*_core_all, "__version__"]
+
+#: the layers and CLI entry points are submodules, never looked up in the core
+_SUBMODULES = frozenset({"core", "experiments", "explorer", "colocalise", "data", "evaluate", "train"})
+
+
+def _core():
+    from . import core
+
+    return core
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return [*_core().__all__, "__version__"]
+    if name.startswith("__") or name in _SUBMODULES:
+        raise AttributeError(f"module 'stn_explore' has no attribute {name!r}")
+    core = _core()
+    if name in core.__all__:
+        value = getattr(core, name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module 'stn_explore' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_core().__all__})

@@ -13,19 +13,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from ..core.geometry import (
-    PROJECTIVE_EPS,
-    control_points,
-    homography_from_corners,
-    make_grid,
-    projective_min_denominator,
-    theta_from_params,
-    transform_points,
-)
-from ..core.sampling import outside_fraction, sample
-from .figures import frame_outline
+# torch and the core are imported inside the functions that need them: the page draws its first
+# view (and the browser's preview of V) before torch has loaded, which keeps the app's cold start short.
 
 KINDS = ("affine", "attention", "projective", "tps")
 PATTERNS = ("checkerboard", "text")
@@ -131,9 +121,15 @@ def _palette_is_colour(im) -> bool:
 # ----------------------------------------------------------------------------- transforms
 def affine_params(angle: float = 0.0, scale_x: float = 1.0, scale_y: float = 1.0, shear: float = 0.0,
                   tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
-    """θ ``(2, 3)`` from slider values (see ``geometry.theta_from_params``)."""
-    return theta_from_params(float(angle), (float(scale_x), float(scale_y)), float(shear),
-                             (float(tx), float(ty))).double().numpy()
+    """θ ``(2, 3)`` from slider values: ``geometry.theta_from_params`` in NumPy (no torch, so
+    the page's first view needs none; equal to it to float64 precision, pinned by a test).
+
+    θ = [R(angle) · Sh(shear) · diag(sx, sy) | t] = [[c sx, (c k − s) sy, tx], [s sx, (s k + c) sy, ty]].
+    """
+    a = math.radians(float(angle))
+    c, s, k = math.cos(a), math.sin(a), float(shear)
+    sx, sy = float(scale_x), float(scale_y)
+    return np.array([[c * sx, (c * k - s) * sy, float(tx)], [s * sx, (s * k + c) * sy, float(ty)]])
 
 
 def attention_params(s: float = 1.0, tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
@@ -143,13 +139,20 @@ def attention_params(s: float = 1.0, tx: float = 0.0, ty: float = 0.0) -> np.nda
 def projective_params(corners: np.ndarray) -> np.ndarray:
     """Homography ``(3, 3)`` sending the output frame's corners (TL, TR, BR, BL) to
     ``corners`` ``(4, 2)`` (normalised source points)."""
+    import torch
+
+    from ..core.geometry import homography_from_corners
+
     c = torch.as_tensor(np.asarray(corners, dtype=np.float64)).reshape(1, 4, 2)
     return homography_from_corners(c)[0].numpy()
 
 
 def tps_params(offsets: np.ndarray, n: int = 4) -> np.ndarray:
-    """TPS source points ``(n², 2)``: the uniform control grid moved by ``offsets``."""
-    return control_points(n, dtype=torch.float64).numpy() + np.asarray(offsets, dtype=np.float64).reshape(-1, 2)
+    """TPS source points ``(n², 2)``: the uniform control grid (``geometry.control_points``,
+    row-major, x fastest) moved by ``offsets``."""
+    t = np.linspace(-1.0, 1.0, n)
+    gy, gx = np.meshgrid(t, t, indexing="ij")
+    return np.stack((gx, gy), -1).reshape(-1, 2) + np.asarray(offsets, dtype=np.float64).reshape(-1, 2)
 
 
 PRESETS = {
@@ -193,6 +196,12 @@ def render(image: np.ndarray, kind: str, params: np.ndarray, out_size: tuple[int
     """Warp ``image`` with a transform of ``kind`` (target → source) and return V plus what
     the figures need. Raises ``ValueError`` for unusable parameters (wrong shape, NaN/inf);
     a singular or degenerate transform still renders but adds a warning."""
+    import torch
+
+    from ..core.geometry import PROJECTIVE_EPS, make_grid, projective_min_denominator, transform_points
+    from ..core.sampling import outside_fraction, sample
+    from .figures import frame_outline
+
     p = _check_params(kind, params)
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape[:2]
@@ -240,13 +249,14 @@ def theta_latex(kind: str, params: np.ndarray) -> str:
         return (r"\begin{pmatrix} x^s_i \\ y^s_i \end{pmatrix} = \mathcal{T}_\theta(G_i) = "
                 r"\begin{bmatrix}" + m + r"\end{bmatrix}"
                 r"\begin{pmatrix} x^t_i \\ y^t_i \\ 1 \end{pmatrix}")
+    # (two lines: the formula fits a narrow column, issue 23 item 4)
     if kind == "projective":
         m = r" \\ ".join(" & ".join(_fmt(v) for v in row) for row in p)
-        return (r"\begin{pmatrix} x' \\ y' \\ w \end{pmatrix} = \begin{bmatrix}" + m + r"\end{bmatrix}"
-                r"\begin{pmatrix} x^t_i \\ y^t_i \\ 1 \end{pmatrix}, \quad "
-                r"(x^s_i, y^s_i) = (x'/w,\ y'/w)")
-    return (r"(x^s_i, y^s_i) = a_0 + a_1 x^t_i + a_2 y^t_i + \sum_{k=1}^{" + str(len(p)) +
-            r"} w_k\, U(\lVert G_i - P_k \rVert),\quad U(r) = r^2 \log r^2")
+        return (r"\begin{gathered}\begin{pmatrix} x' \\ y' \\ w \end{pmatrix} = \begin{bmatrix}" + m +
+                r"\end{bmatrix}\begin{pmatrix} x^t_i \\ y^t_i \\ 1 \end{pmatrix} \\ "
+                r"(x^s_i, y^s_i) = (x'/w,\ y'/w)\end{gathered}")
+    return (r"\begin{gathered}(x^s_i, y^s_i) = a_0 + a_1 x^t_i + a_2 y^t_i + \sum_{k=1}^{" + str(len(p)) +
+            r"} w_k\, U(\lVert G_i - P_k \rVert) \\ U(r) = r^2 \log r^2\end{gathered}")
 
 
 def torch_snippet(kind: str, params: np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int],
@@ -275,6 +285,8 @@ def torch_snippet(kind: str, params: np.ndarray, in_size: tuple[int, int], out_s
 
 def random_tps_offsets(seed: int, sigma: float = 0.12, n: int = 4) -> np.ndarray:
     """Seeded Gaussian offsets ``(n², 2)`` for the TPS control points."""
+    import torch
+
     g = torch.Generator().manual_seed(int(seed))
     return (sigma * torch.randn(n * n, 2, generator=g, dtype=torch.float64)).numpy()
 
@@ -282,6 +294,8 @@ def random_tps_offsets(seed: int, sigma: float = 0.12, n: int = 4) -> np.ndarray
 def decompose_affine(theta: np.ndarray) -> dict:
     """Slider values (angle, scale_x, scale_y, shear, tx, ty) of an affine θ ``(2, 3)``;
     raises ``ValueError`` if θ is singular or not finite."""
+    import torch
+
     from ..core.geometry import params_from_theta
 
     t = torch.as_tensor(_check_params("affine", theta))

@@ -1,14 +1,18 @@
-"""The θ playground's widget and URL state, without Streamlit.
+"""The θ playground's θ-control and URL state, without Streamlit.
 
 Every function takes the page's state as plain mappings — ``state`` (``st.session_state``
 in the app, a ``dict`` in tests) and ``query`` (``st.query_params``: string values) — so
 the rules that keep the sliders, the editable θ, the drag editor and a shared URL in
 agreement are tested here with dicts, and the page only draws widgets.
 
-Keys are page-prefixed (``pg_``). The affine sliders show a decomposition of θ
-(:func:`stn_explore.explorer.playground.decompose_affine`); an edited θ that the sliders
-cannot show exactly is kept as ``pg_theta_exact`` (and in the URL as ``pg_theta``) until a
-slider moves.
+The θ controls (sliders, editable θ, presets, handles) live in one browser component
+(``components/warp_editor``): it previews every move itself and sends its whole state on
+release; :func:`apply_editor` makes that the page's state. Their values are plain session
+keys (not Streamlit widgets), mirrored to the URL by :func:`sync_url` and read back from it
+once per session by :func:`read_url`. Keys are page-prefixed (``pg_``). The affine sliders
+show a decomposition of θ (:func:`stn_explore.explorer.playground.decompose_affine`); a θ
+that the sliders cannot show exactly (edited, or dragged with the handles) is kept as
+``pg_theta_exact`` (and in the URL as ``pg_theta``) until a slider moves.
 """
 
 from __future__ import annotations
@@ -38,7 +42,20 @@ ATTENTION = {"pg_s": ("s (crop size)", 0.05, 2.0, 0.01, 1.0), "pg_atx": ("tx", -
 CORNER_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
 CORNER_DEFAULT = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
 CORNER_RANGE = (-2.0, 2.0)
+#: projective sliders: where each corner of the output frame samples the input
+PROJECTIVE = {f"pg_c{i}{a}": (f"{name} {a}", *CORNER_RANGE, 0.01, CORNER_DEFAULT[i][j])
+              for i, name in enumerate(CORNER_NAMES) for j, a in enumerate("xy")}
+#: TPS: one slider scales every control point's offset (0 = identity, 1 = as placed)
+TPS = {"pg_tps_bend": ("bending strength", 0.0, 2.0, 0.05, 1.0)}
 N_TPS = 16
+#: the TPS dx/dy sliders of the selected point: (min, max, step)
+TPS_OFFSET_RANGE = (-1.0, 1.0, 0.01)
+#: every θ slider of every kind, by key (all of them live in the URL)
+SLIDERS = {**AFFINE, **ATTENTION, **PROJECTIVE, **TPS}
+KIND_SLIDERS = {"affine": AFFINE, "attention": ATTENTION, "projective": PROJECTIVE, "tps": TPS}
+#: said where the slider is (issue 23 item 5; CONVENTIONS.md "Angles")
+NOTES = {"pg_angle": "A positive angle turns the sampling grid clockwise on U and the content of V "
+                     "counter-clockwise: θ maps output → input, and y points down."}
 
 
 def _floats(raw: str | None, n: int) -> np.ndarray | None:
@@ -50,28 +67,60 @@ def _floats(raw: str | None, n: int) -> np.ndarray | None:
     return vals if vals.size == n and np.isfinite(vals).all() else None
 
 
-# ----------------------------------------------------------------------------- affine
-def slider_values(state: State) -> tuple:
-    """The six affine slider values, in :data:`AFFINE` order."""
-    return tuple(float(state.get(k, AFFINE[k][4])) for k in AFFINE)
-
-
-def slider_tag(state: State) -> str:
-    """A short tag of the slider values. The θ inputs are keyed by it: moving a slider makes
-    fresh θ inputs showing the new θ, instead of pushing values into live widgets through the
-    session state (which a browser can miss when fast slider reruns are coalesced)."""
-    return "%08x" % (hash(slider_values(state)) & 0xFFFFFFFF)
-
-
-def theta_keys(tag: str) -> list[list[str]]:
-    """Widget keys of the 2×3 editable θ inputs for a slider tag."""
-    return [[f"pg_t{r}{c}_{tag}" for c in range(3)] for r in range(2)]
-
-
 def _on_step(v: float, step: float, lo: float, hi: float) -> float:
     """``v`` rounded to the slider's step and clamped, without float noise (0.3, not
     0.30000000000000004: the value goes into the shared URL)."""
     return float(round(float(np.clip(round(v / step) * step, lo, hi)), 6))
+
+
+def set_slider(state: State, key: str, value: float) -> None:
+    """Store a slider value, on its step and within its range."""
+    _, lo, hi, step, _ = SLIDERS[key]
+    state[key] = _on_step(float(value), step, lo, hi)
+
+
+def slider(state: State, key: str) -> float:
+    return float(state.get(key, SLIDERS[key][4]))
+
+
+# ----------------------------------------------------------------------------- URL
+def _url_number(v: float) -> str:
+    return f"{v:g}"
+
+
+def read_url(state: State, query: MutableMapping) -> None:
+    """Once per session: the θ sliders, an exact θ (``pg_theta``) and the TPS offsets
+    (``pg_tps``) from a shared URL; unreadable or non-finite values are ignored, others are
+    put on their slider's step and range."""
+    if state.get("pg_url_read"):
+        return
+    state["pg_url_read"] = True
+    for key in SLIDERS:
+        raw = query.get(key)
+        vals = _floats(raw, 1) if raw is not None else None
+        if vals is not None:
+            set_slider(state, key, vals[0])
+    theta_from_url(state, query)
+    tps_offsets(state, query)
+
+
+def sync_url(state: State, query: MutableMapping) -> None:
+    """Mirror the θ sliders into the URL: a value that differs from its default is written
+    (``pg_angle=30``), a default one removed; unchanged parameters are not rewritten."""
+    for key, (_, _, _, _, default) in SLIDERS.items():
+        v = slider(state, key)
+        if v != default:
+            text = _url_number(v)
+            if query.get(key) != text:
+                query[key] = text
+        elif key in query:
+            del query[key]
+
+
+# ----------------------------------------------------------------------------- affine
+def slider_values(state: State) -> tuple:
+    """The six affine slider values, in :data:`AFFINE` order."""
+    return tuple(slider(state, k) for k in AFFINE)
 
 
 def _show_on_sliders(state: State, theta: np.ndarray) -> str | None:
@@ -82,8 +131,7 @@ def _show_on_sliders(state: State, theta: np.ndarray) -> str | None:
     except ValueError as exc:
         return str(exc)
     for name, key in SLIDER_OF.items():
-        _, lo, hi, step, _ = AFFINE[key]
-        state[key] = _on_step(vals[name], step, lo, hi)
+        set_slider(state, key, vals[name])
     return None
 
 
@@ -93,15 +141,21 @@ def keep_exact_theta(state: State, theta: np.ndarray) -> None:
     state["pg_theta_snapshot"] = slider_values(state)
 
 
-def theta_to_sliders(state: State, tag: str) -> None:
-    """The θ inputs were edited: keep that exact θ and show its decomposition on the sliders."""
-    t = np.array([[state[k] for k in row] for row in theta_keys(tag)], dtype=np.float64)
+def set_exact_theta(state: State, theta: np.ndarray) -> None:
+    """θ was edited (or dragged with the handles): keep that exact θ and show its
+    decomposition on the sliders; a θ without one (singular) is kept and reported."""
+    t = np.asarray(theta, dtype=np.float64).reshape(2, 3)
     why = _show_on_sliders(state, t)
     if why is None:
         state.pop("pg_theta_error", None)
     else:
         state["pg_theta_error"] = f"This θ cannot be shown on the sliders: {why}."
     keep_exact_theta(state, t)
+
+
+def drop_exact_theta(state: State) -> None:
+    for key in ("pg_theta_exact", "pg_theta_snapshot", "pg_theta_error"):
+        state.pop(key, None)
 
 
 def theta_from_url(state: State, query: MutableMapping) -> None:
@@ -116,41 +170,46 @@ def theta_from_url(state: State, query: MutableMapping) -> None:
 
 
 def current_theta(state: State, query: MutableMapping) -> np.ndarray:
-    """θ ``(2, 3)`` in force: the edited matrix if the sliders have not moved since, else θ
-    from the sliders. Derived in the script flow (not in slider callbacks, which Streamlit may
-    skip when it coalesces fast reruns). An exact θ is mirrored to the URL as ``pg_theta``."""
+    """θ ``(2, 3)`` in force: the exact matrix if the sliders have not moved since, else θ
+    from the sliders. An exact θ is mirrored to the URL as ``pg_theta``."""
     theta_from_url(state, query)
     if state.get("pg_theta_exact") is not None and state.get("pg_theta_snapshot") == slider_values(state):
-        query["pg_theta"] = ",".join(f"{v:.6g}" for v in state["pg_theta_exact"].ravel())
+        text = ",".join(f"{v:.6g}" for v in state["pg_theta_exact"].ravel())
+        if query.get("pg_theta") != text:
+            query["pg_theta"] = text
         return state["pg_theta_exact"]
-    state.pop("pg_theta_exact", None)
-    state.pop("pg_theta_error", None)
-    query.pop("pg_theta", None)
+    drop_exact_theta(state)
+    if "pg_theta" in query:
+        del query["pg_theta"]
     return pg.affine_params(*slider_values(state))
 
 
 def apply_preset(state: State, name: str) -> None:
     """Set the affine sliders to a named preset of :data:`playground.PRESETS`."""
     for pname, key in SLIDER_OF.items():
-        state[key] = float(pg.PRESETS[name][pname])
+        set_slider(state, key, pg.PRESETS[name][pname])
+    drop_exact_theta(state)
 
 
-# ----------------------------------------------------------------------------- projective
+# ----------------------------------------------------------------------------- attention, projective
+def attention(state: State) -> np.ndarray:
+    return pg.attention_params(*(slider(state, k) for k in ATTENTION))
+
+
 def corners(state: State) -> np.ndarray:
     """The projective corner sliders as ``(4, 2)`` (TL, TR, BR, BL)."""
-    return np.array([[state.get(f"pg_c{i}{a}", CORNER_DEFAULT[i][j]) for j, a in enumerate("xy")]
-                     for i in range(4)], dtype=np.float64)
+    return np.array([[slider(state, f"pg_c{i}{a}") for a in "xy"] for i in range(4)], dtype=np.float64)
 
 
 def corners_reset(state: State) -> None:
-    for i, (x, y) in enumerate(CORNER_DEFAULT):
-        state[f"pg_c{i}x"], state[f"pg_c{i}y"] = x, y
+    for key, spec in PROJECTIVE.items():
+        state[key] = spec[4]
 
 
 # ----------------------------------------------------------------------------- TPS
 def tps_offsets(state: State, query: MutableMapping) -> np.ndarray:
-    """Offsets ``(16, 2)`` of the TPS source points from their targets (from the URL's
-    ``pg_tps`` on first use)."""
+    """Offsets ``(16, 2)`` of the TPS control points from their targets, before the bending
+    strength scales them (from the URL's ``pg_tps`` on first use)."""
     if "pg_tps_offsets" not in state:
         vals = _floats(query.get("pg_tps"), 2 * N_TPS)
         state["pg_tps_offsets"] = np.zeros((N_TPS, 2)) if vals is None else np.clip(vals.reshape(N_TPS, 2), -1, 1)
@@ -158,69 +217,116 @@ def tps_offsets(state: State, query: MutableMapping) -> np.ndarray:
 
 
 def store_tps_offsets(state: State, query: MutableMapping, off: np.ndarray) -> None:
+    off = np.round(np.clip(np.asarray(off, dtype=np.float64).reshape(N_TPS, 2), -1, 1), 3) + 0.0
     state["pg_tps_offsets"] = off
     if np.abs(off).max() > 0:
         query["pg_tps"] = ",".join(f"{v:.3f}" for v in off.ravel())
-    else:
-        query.pop("pg_tps", None)
+    elif "pg_tps" in query:
+        del query["pg_tps"]
 
 
-def tps_sync_point(state: State, query: MutableMapping, k: int) -> None:
-    """Show point ``k``'s offset on the dx/dy sliders (before they are drawn)."""
-    off = tps_offsets(state, query)
-    state["pg_tps_dx"], state["pg_tps_dy"] = float(round(off[k, 0], 2)), float(round(off[k, 1], 2))
-    state["pg_tps_shown"] = k
-
-
-def tps_move_point(state: State, query: MutableMapping, k: int, dx: float, dy: float) -> np.ndarray:
-    """The dx/dy sliders of point ``k`` read ``(dx, dy)``: store it if it moved; the offsets."""
-    off = tps_offsets(state, query)
-    if (off[k] != (dx, dy)).any():
-        off = off.copy()
-        off[k] = (dx, dy)
-        store_tps_offsets(state, query, off)
-    return off
+def tps_source(state: State, query: MutableMapping) -> np.ndarray:
+    """TPS source points ``(16, 2)``: the targets moved by the offsets × bending strength."""
+    return pg.tps_params(tps_offsets(state, query) * slider(state, "pg_tps_bend"))
 
 
 def tps_randomise(state: State, query: MutableMapping) -> None:
     state["pg_tps_seed"] = state.get("pg_tps_seed", 0) + 1
-    store_tps_offsets(state, query, np.round(pg.random_tps_offsets(state["pg_tps_seed"]), 3))
-    tps_sync_point(state, query, state.get("pg_tps_k", 0))
+    store_tps_offsets(state, query, pg.random_tps_offsets(state["pg_tps_seed"]))
+    state["pg_tps_bend"] = TPS["pg_tps_bend"][4]
 
 
 def tps_reset(state: State, query: MutableMapping) -> None:
     store_tps_offsets(state, query, np.zeros((N_TPS, 2)))
-    tps_sync_point(state, query, state.get("pg_tps_k", 0))
+    state["pg_tps_bend"] = TPS["pg_tps_bend"][4]
 
 
-# ----------------------------------------------------------------------------- drag editor
-def editor_values(state: State, kind: str, params: np.ndarray) -> np.ndarray:
-    """What the drag editor's handles manipulate: the corners for projective, else the
-    transform's parameters."""
-    return corners(state) if kind == "projective" else params
+# ----------------------------------------------------------------------------- the θ component
+def params_of(state: State, query: MutableMapping, kind: str) -> np.ndarray:
+    """The transform's parameters of ``kind`` from the state (θ, (s, tx, ty), corners → H,
+    TPS source points). Raises ``ValueError`` for corners that define no homography."""
+    if kind == "affine":
+        return current_theta(state, query)
+    if kind == "attention":
+        return attention(state)
+    if kind == "projective":
+        return pg.projective_params(corners(state))
+    return tps_source(state, query)
+
+
+def editor_values(state: State, query: MutableMapping, kind: str) -> np.ndarray:
+    """What the editor's handles manipulate, without torch: θ, (s, tx, ty), the corners (not
+    the homography) or the TPS source points."""
+    if kind == "affine":
+        return current_theta(state, query)
+    if kind == "attention":
+        return attention(state)
+    if kind == "projective":
+        return corners(state)
+    return tps_source(state, query)
+
+
+def controls(state: State, query: MutableMapping, kind: str) -> dict:
+    """What the component draws as θ controls for ``kind``: the sliders (key, label, range,
+    step, value, note), the presets (affine), whether θ is exact, the TPS offsets."""
+    sliders = [{"key": k, "label": label, "min": lo, "max": hi, "step": step, "value": slider(state, k),
+                "default": d, "note": NOTES.get(k)}
+               for k, (label, lo, hi, step, d) in KIND_SLIDERS[kind].items()]
+    out = {"sliders": sliders, "presets": None, "exact": False, "tps": None}
+    if kind == "affine":
+        out["presets"] = {name: {SLIDER_OF[p]: v for p, v in vals.items()} for name, vals in pg.PRESETS.items()}
+        out["exact"] = state.get("pg_theta_exact") is not None
+    if kind == "tps":
+        out["tps"] = {"offsets": tps_offsets(state, query).tolist(), "k": int(state.get("pg_tps_k", 0)),
+                      "range": TPS_OFFSET_RANGE}
+    return out
 
 
 def apply_editor(state: State, query: MutableMapping) -> None:
-    """The editor released a drag (or a key move): its ``{"kind", "values"}`` becomes the
-    page's state, rounded and clamped to the sliders' ranges. Non-finite values are ignored."""
+    """The component sent its state (a slider or a handle released, a key pressed, a preset
+    clicked, θ edited): ``{"kind", "values", "sliders", "exact", "tps", "nonce"}`` becomes the
+    page's state, rounded and clamped to the sliders' ranges. ``values`` are what the handles
+    move (:func:`editor_values`); ``sliders`` the slider values by key; ``exact`` (affine)
+    says that θ = ``values`` rather than θ from the sliders. Without ``sliders`` (a bare
+    handle release), ``values`` rule. Non-finite values are ignored. The nonce is kept as
+    ``pg_ack``: the component adopts the server's state only once it has seen its last edit."""
     got = (state.get("pg_editor") or {}).get("params")
     if not got:
         return
+    if "nonce" in got:
+        state["pg_ack"] = int(got["nonce"])
     kind, values = got["kind"], np.asarray(got["values"], dtype=np.float64)
-    if not np.isfinite(values).all():
+    sliders = {k: float(v) for k, v in (got.get("sliders") or {}).items() if k in SLIDERS}
+    if not np.isfinite(values).all() or not np.isfinite(list(sliders.values())).all():
         return
     if kind == "affine":
-        _show_on_sliders(state, values.reshape(2, 3))
-        keep_exact_theta(state, values)
+        if sliders and not got.get("exact", False):
+            for key, v in sliders.items():
+                set_slider(state, key, v)
+            drop_exact_theta(state)
+        else:
+            set_exact_theta(state, values)
     elif kind == "attention":
-        for (key, (_, lo, hi, _, _)), v in zip(ATTENTION.items(), values):
-            state[key] = float(np.clip(round(v, 2), lo, hi))
+        new = sliders or dict(zip(ATTENTION, values))
+        for key, v in new.items():
+            set_slider(state, key, v)
     elif kind == "projective":
-        for i, (x, y) in enumerate(values.reshape(4, 2)):
-            state[f"pg_c{i}x"], state[f"pg_c{i}y"] = (float(np.clip(round(v, 2), *CORNER_RANGE)) for v in (x, y))
+        new = sliders or {f"pg_c{i}{a}": v for i, xy in enumerate(values.reshape(4, 2)) for a, v in zip("xy", xy)}
+        for key, v in new.items():
+            set_slider(state, key, v)
     elif kind == "tps":
-        store_tps_offsets(state, query, np.clip(values.reshape(-1, 2) - pg.tps_params(np.zeros((N_TPS, 2))), -1, 1))
-        tps_sync_point(state, query, state.get("pg_tps_k", 0))
+        tps = got.get("tps")
+        if tps is not None:
+            off = np.asarray(tps["offsets"], dtype=np.float64)
+            if off.size != 2 * N_TPS or not np.isfinite(off).all():
+                return
+            store_tps_offsets(state, query, off)
+            state["pg_tps_k"] = int(np.clip(int(tps.get("k", 0)), 0, N_TPS - 1))
+            if "pg_tps_bend" in sliders:
+                set_slider(state, "pg_tps_bend", sliders["pg_tps_bend"])
+        else:
+            store_tps_offsets(state, query, values.reshape(-1, 2) - pg.tps_params(np.zeros((N_TPS, 2))))
+            state["pg_tps_bend"] = TPS["pg_tps_bend"][4]
 
 
 # ----------------------------------------------------------------------------- input

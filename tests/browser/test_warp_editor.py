@@ -33,7 +33,8 @@ def params(editor):
 
 
 def slider(page, label: str):
-    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('input[type="range"]')
+    """A θ slider of the component (its ``<input type="range">``, by its label)."""
+    return page.get_by_role("slider", name=label, exact=True)
 
 
 def drag(page, handle, dx: float, dy: float, steps: int = 8):
@@ -57,13 +58,15 @@ def v_canvas_pixels(page) -> np.ndarray:
 def test_drag_previews_while_dragging_and_server_follows_on_release(page, server):
     editor = open_editor(page, server, "&pg_kind=projective")
     assert params(editor)[0] == [-1, -1]
+    expect(editor).to_have_attribute("data-confirmed", re.compile("."), timeout=60_000)
     confirmed = editor.get_attribute("data-confirmed")
     drag(page, page.locator('.stn-handle[data-handle="c0"]'), 40, 30)
     moved = params(editor)[0]
-    assert moved[0] > -0.9 and moved[1] > -0.9  # the preview followed the pointer ...
-    assert slider(page, "top-left x").input_value() == "-1"  # ... before Python heard of it
-    page.mouse.up()
+    assert moved[0] > -0.9 and moved[1] > -0.9  # the preview (and the sliders) followed the pointer ...
     expect(slider(page, "top-left x")).to_have_value(re.compile(r"^-0\.\d+$"))
+    assert "pg_c0x" not in page.url and editor.get_attribute("data-nonce") is None  # ... before Python heard of it
+    page.mouse.up()
+    expect(page).to_have_url(re.compile(r"pg_c0x=-0\.\d+"))
     wait_idle(page)
     assert float(slider(page, "top-left x").input_value()) == pytest.approx(moved[0], abs=0.006)
     assert f"pg_c0x={float(slider(page, 'top-left x').input_value()):g}" in page.url
@@ -142,6 +145,7 @@ def test_affine_release_updates_theta_sliders_and_snippet(page, server):
     page.mouse.up()
     # θ (exact, from the editor) and the sliders (its rounded decomposition) follow
     page.locator(f'input[aria-label="θ[0,2]"][value="{tx:.4f}"]').wait_for()
+    expect(page.locator('[data-testid="stCode"]').first).to_contain_text(f"{tx:.4f}"[:5])
     wait_idle(page)
     expect(slider(page, "translate x")).to_have_value(f"{round(tx / 0.05) * 0.05:g}")
     assert f"{tx:.4f}"[:5] in page.locator('[data-testid="stCode"]').first.inner_text()
