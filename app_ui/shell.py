@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .urls import sanitise_query_params
+
 #: (file, title, icon, url_path); url_path "" is the default page
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", ""),
@@ -35,7 +37,17 @@ def run_router() -> None:
     st.session_state[_ROUTED] = True
     if goto is not None and goto[0] in pages and goto[0]:
         st.switch_page(pages[goto[0]], query_params=goto[1])
+    # every page: drop the query parameters it ignores before its widgets read them (issue 18)
+    sanitise_query_params(_url_path(nav, pages))
     nav.run()
+
+
+def _url_path(page, pages: dict) -> str:
+    """The url_path key of :data:`PAGES` of the page st.navigation chose ("" for home)."""
+    for url, p in pages.items():
+        if p is page:
+            return url
+    return getattr(page, "url_path", "") or ""
 
 
 def ensure_router(url_path: str) -> None:

@@ -3,10 +3,12 @@
 render the value (as HTML or at all, for the long ones), must fall back to its defaults, and
 should say in a note which parameters it ignored.
 
-The cases that fail today are marked ``xfail(strict=True)`` with the reason: they live in page
-code this suite does not own (app_ui/playground.py, app_ui/compare.py, pages/,
-stn_explore/explorer/playground_state.py). A strict xfail that starts passing fails the run:
-remove its mark then.
+The router checks every query parameter before the page runs (app_ui/urls.py, called by
+app_ui/shell.py's run_router): unknown keys and values a widget could not take are removed
+and named in one caption. Before it, Streamlit's int number_input (bound with
+bind="query-params") did int(float(value)) and crashed on inf and on a 100,000-digit number,
+read ?pg_index=1.5 as 1, and playground_state._on_step overflowed on ±1e308 (pg_s, pg_c0x,
+pg_tps_bend) because it rounded before clamping.
 """
 
 from __future__ import annotations
@@ -34,40 +36,13 @@ PAGE_FILE = {"home": None, **{p: f"pages/{p}.py" for p in KEYS if p != "home"}}
 TEXT_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "code", "latex", "title", "header",
                  "subheader", "text", "exception")
 
-INT_INF = ("Streamlit's int number_input deserialiser does int(float(value)) on a URL value bound with "
-           "bind='query-params': inf (and a 100,000-digit number, which float() reads as inf) raises "
-           "OverflowError before the page can react")
-SLIDER_1E308 = ("playground_state._on_step computes round(v / step) before clamping: 1e308 / 0.01 overflows to "
-                "inf and round(inf) raises OverflowError (pg_s, pg_c0x, pg_tps_bend)")
-HALF = "an int widget bound to the URL takes ?…=1.5 as 1 instead of refusing it"
-
-
-def xfail(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-#: (page, value) pairs that fail today, and why
-FAILING = {
-    ("playground", "inf"): INT_INF + " (pg_index, pg_out_h, pg_out_w)",
-    ("playground", "-inf"): INT_INF + " (pg_index, pg_out_h, pg_out_w)",
-    ("playground", "1e308"): SLIDER_1E308,
-    ("playground", "-1e308"): SLIDER_1E308,
-    ("playground", "half"): HALF + " (pg_index)",
-    ("compare", "inf"): INT_INF + " (cmp_index)",
-    ("compare", "-inf"): INT_INF + " (cmp_index)",
-    ("compare", "digits_100k"): INT_INF + " (cmp_index)",
-    ("compare", "half"): HALF + " (cmp_index)",
-}
-
-
 def _cases():
     for page, keys in KEYS.items():
         if not keys:   # nothing read from the URL: every value at once, as unknown keys
             yield pytest.param(page, "all", id=f"{page}-unknown-keys")
             continue
         for name in VALUES:
-            reason = FAILING.get((page, name))
-            yield pytest.param(page, name, id=f"{page}-{name}", marks=[xfail(reason)] if reason else [])
+            yield pytest.param(page, name, id=f"{page}-{name}")
 
 
 def run(page: str, params: dict[str, str]) -> AppTest:
@@ -116,11 +91,7 @@ def test_hostile_query_values_fall_back_to_defaults(page, value):
     assert {k: got.get(k) for k in want} == want
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=xfail(
-    "no page tells the user which query parameters it ignored: the fix is one helper (app_ui) run at the top of "
-    "each page, before its widgets, that checks every URL value against its widget (type, range, options), "
-    "removes the bad ones and unknown keys from st.query_params and shows st.caption('Ignored in the "
-    "address: …') naming them (values shortened and escaped)")) for p in KEYS])
+@pytest.mark.parametrize("page", list(KEYS))
 def test_ignored_query_values_get_a_note(page):
     params = {k: "nan" for k in KEYS[page]} | {"zz_unknown": "1"}
     at = run(page, params)

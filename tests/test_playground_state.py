@@ -214,3 +214,15 @@ def test_slider_values_written_by_the_state_rules_carry_no_float_noise():
     ps.apply_editor(s, q)
     assert (repr(s["pg_tx"]), repr(s["pg_ty"])) == ("0.3", "0.7")
     assert all(len(repr(s[k])) <= 8 for k in ps.AFFINE)
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1.7976931348623157e308, 1e300, -1e300])
+def test_huge_slider_values_are_clamped_before_rounding(value):
+    # issue 18: round(1e308 / 0.01) overflowed (inf) before the clamp; clamp first
+    for key, (_, lo, hi, step, _) in ps.SLIDERS.items():
+        s = {}
+        ps.set_slider(s, key, value)
+        assert s[key] == (hi if value > 0 else lo), key
+    s, q = {}, {"pg_s": "1e308", "pg_c0x": "-1e308", "pg_tps_bend": "1e308"}
+    ps.read_url(s, q)
+    assert (s["pg_s"], s["pg_c0x"], s["pg_tps_bend"]) == (2.0, -2.0, 2.0)

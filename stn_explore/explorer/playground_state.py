@@ -68,8 +68,10 @@ def _floats(raw: str | None, n: int) -> np.ndarray | None:
 
 
 def _on_step(v: float, step: float, lo: float, hi: float) -> float:
-    """``v`` rounded to the slider's step and clamped, without float noise (0.3, not
-    0.30000000000000004: the value goes into the shared URL)."""
+    """``v`` clamped and rounded to the slider's step, without float noise (0.3, not
+    0.30000000000000004: the value goes into the shared URL). Clamped first, so that a huge
+    value (±1e308 from a URL) cannot overflow ``v / step``; clamped again after rounding."""
+    v = float(np.clip(v, lo, hi))
     return float(round(float(np.clip(round(v / step) * step, lo, hi)), 6))
 
 

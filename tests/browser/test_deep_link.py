@@ -14,15 +14,15 @@ def test_deep_link_first_request_on_fresh_server(fresh_server, browser):
     try:
         page.goto(fresh_server["url"] + "/playground?pg_angle=30&pg_kind=affine")
         wait_idle(page)
-        page.locator('[data-testid="stPlotlyChart"]').nth(1).wait_for()
+        # the θ sliders live in the warp_editor component: wait until it has drawn
+        page.locator(".stn-editor[data-painted]").wait_for()
         assert page.locator("h1").first.inner_text() == "θ playground"
         assert "pg_angle=30" in page.url
         # the router ran: its navigation titles, not the file names, are in the sidebar
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
         assert "θ playground" in nav and "app" not in nav.split()
         assert page.locator('[role="dialog"]').count() == 0
-        value = page.locator('[data-testid="stSlider"]').filter(has_text="rotation").locator(
-            'input[type="range"]').input_value()
+        value = page.get_by_role("slider", name="rotation (°)", exact=True).input_value()
         assert float(value) == 30.0
         screenshot(page, "deep_link")
     finally:
