@@ -22,8 +22,13 @@ FOLDER = default_checkpoint_dir()
 #: the folder as commands show it: relative when it is below the working directory
 SHOWN_FOLDER = Path(os.path.relpath(FOLDER)) if Path.cwd() in FOLDER.resolve().parents else FOLDER
 N_SHOWN = 1000  # test images offered on this page: the fixed 1,000-image test set of the task (seed 0)
-SWEEP_N = 500
 CFG = {"displayModeBar": False}
+#: the extra distortion's sliders and their "off" values
+NO_DISTORTION = {"cmp_angle": 0, "cmp_scale": 1.0, "cmp_sx": 0.0, "cmp_sy": 0.0}
+#: screen sizes (px) of /compare's cards: images, probability bars, gallery thumbnails. Cards sit
+#: in wrapping rows, so four of them fit one row at 1400 px and two at 800 px (sidebar open).
+#: (Streamlit draws no plotly chart narrower than 150 px: smaller cards would clip theirs)
+IMG_PX, ADD_IMG_PX, BARS_W, ADD_BARS_W, THUMB_W = 200, 142, 220, 300, 80
 
 
 @st.cache_resource(show_spinner="Loading checkpoints…")
@@ -69,10 +74,12 @@ def learned_panel(task: str, config: dict, st_row: str | None, name_b: str) -> N
         st.markdown(f"**{head}{rep['verdict']}**" + (f" ({figs}; spread across images {rep['spread']:.3f})"
                                                     if figs else f" (spread across images {rep['spread']:.3f})"))
         try:
-            fig = figures.learned_figure(res["truth"], stats, iou)
+            figs = figures.learned_figures(res["truth"], stats, iou)
         except ValueError:
             continue  # the task's test set knows no per-image distortion (MNIST addition: two digits)
-        st.plotly_chart(fig, key=f"cmp_learned_{k}", config=CFG)
+        row = st.container(horizontal=True, gap="small", key=f"cmp_learned_{k}")
+        for j, fig in enumerate(figs):
+            row.plotly_chart(fig, key=f"cmp_learned_{k}_{j}", width="content", config=CFG)
 
 
 def show_problems(task: str, problems: dict) -> None:
@@ -89,9 +96,48 @@ def thumb(img: np.ndarray) -> np.ndarray:
     return figures.two_channel_rgb(img / 255.0) if img.ndim == 3 else img
 
 
-def pick(index: int) -> None:
+def url_selectbox(label: str, options, key: str, format_func, **kwargs):
+    """A selectbox that lists display names but keeps the plain option in the URL (``?key=rts``,
+    not ``?key=RTS``): ``bind="query-params"`` would write the displayed name there and break
+    shared links. Read from the URL once per session, written back on every run; the default
+    option leaves the URL, as with ``bind``."""
+    if key not in S:
+        wanted = st.query_params.get(key)
+        S[key] = wanted if wanted in options else options[0]
+    value = st.selectbox(label, options, key=key, format_func=format_func, **kwargs)
+    if value == options[0]:
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = value
+    return value
+
+
+def reset_distortion() -> None:
+    S.update(NO_DISTORTION)
+
+
+def pick(index: int, show: bool = False) -> None:
+    """Show test image ``index``. From the gallery (``show``) it is shown as it was classified
+    there — without the extra distortion — and the page scrolls to it."""
     S["cmp_source"] = "test set"
     S["cmp_index"] = int(index)
+    if show:
+        reset_distortion()
+        S["cmp_scroll"] = S.get("cmp_scroll", 0) + 1
+
+
+def scroll_to_view() -> None:
+    """After a gallery 'show': bring the view (container key ``cmp_view``) on screen."""
+    n = S.get("cmp_scroll")
+    if not n or S.get("cmp_scrolled") == n:
+        return
+    S["cmp_scrolled"] = n
+    st.html(f"""<script>/* show #{n} */ (function () {{
+        let tries = 0;
+        const go = () => {{ const el = document.querySelector(".st-key-cmp_view");
+            if (el) {{ el.style.scrollMarginTop = "4.5rem"; el.scrollIntoView({{block: "start", behavior: "instant"}}); }}
+            else if (tries++ < 50) setTimeout(go, 100); }};
+        go(); }})();</script>""", unsafe_allow_javascript=True)
 
 
 def chosen_digit(task: str, images: np.ndarray, labels: np.ndarray, source: str):
@@ -104,11 +150,13 @@ def chosen_digit(task: str, images: np.ndarray, labels: np.ndarray, source: str)
         st.info("MNIST addition needs two digits in two channels: pick a test image.")
         kind = "test set"
     if kind == "test set":
-        c1, c2, c3 = st.columns([1, 0.5, 2], vertical_alignment="bottom")
-        index = int(c1.number_input("test image", 0, len(images) - 1, 0, key="cmp_index", bind="query-params"))
-        c2.button("random", icon=":material/casino:", key="cmp_random",
-                  on_click=lambda: pick(np.random.default_rng().integers(len(images))))
-        c3.caption(f"from the fixed {task} test set (seed 0) made from the {source}")
+        row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+        # no value=: "random" and "show" set it through the session state (0, the minimum, by default)
+        index = int(row.number_input("test image", 0, len(images) - 1, key="cmp_index", bind="query-params",
+                                     width=160))
+        row.button("random", icon=":material/casino:", key="cmp_random",
+                   on_click=lambda: pick(np.random.default_rng().integers(len(images))))
+        st.caption(f"from the fixed {task} test set (seed 0) made from the {source}")
         return images[index:index + 1], int(labels[index])
     if kind == "your own image":
         got = image_input("cmp_upload", label="an image of one handwritten digit (PNG, JPEG, …)",
@@ -144,59 +192,97 @@ def chosen_digit(task: str, images: np.ndarray, labels: np.ndarray, source: str)
     return shown, None
 
 
+def distortion_note(angle: float, scale: float, shift: tuple[float, float]) -> str | None:
+    """What is on, in words, or None when the extra distortion is off."""
+    parts = ([f"rotation {angle:g}°"] if angle else []) + ([f"scale {scale:.2f}"] if scale != 1 else []) \
+        + ([f"shift ({shift[0]:+.2f}, {shift[1]:+.2f})"] if any(shift) else [])
+    return ", ".join(parts) or None
+
+
 def extra_distortion() -> tuple[float, float, tuple[float, float]]:
-    """The user's extra rotation, scale and shift."""
+    """The user's extra rotation, scale and shift; while any is on, a notice says so above the
+    predictions (it stays on through 'random' and index changes, and a gallery 'show' or a task
+    change turns it off)."""
+    for key, off in NO_DISTORTION.items():
+        S.setdefault(key, off)
     st.markdown("**Your extra distortion** (applied to the shown image)")
-    e1, e2, e3, e4 = st.columns(4)
-    angle = e1.slider("rotation (°)", -180, 180, 0, 5, key="cmp_angle")
-    scale = e2.slider("scale", 0.5, 1.5, 1.0, 0.05, key="cmp_scale")
-    sx = e3.slider("shift x", -0.5, 0.5, 0.0, 0.05, key="cmp_sx")
-    sy = e4.slider("shift y", -0.5, 0.5, 0.0, 0.05, key="cmp_sy")
+    row = st.container(horizontal=True, gap="medium")
+    angle = row.slider("rotation (°)", -180, 180, step=5, key="cmp_angle", width=200)
+    scale = row.slider("scale", 0.5, 1.5, step=0.05, key="cmp_scale", width=200)
+    sx = row.slider("shift x", -0.5, 0.5, step=0.05, key="cmp_sx", width=200)
+    sy = row.slider("shift y", -0.5, 0.5, step=0.05, key="cmp_sy", width=200)
+    note = distortion_note(angle, scale, (sx, sy))
+    if note:
+        n1, n2 = st.columns([4, 1], vertical_alignment="center")
+        n1.warning(f"Extra distortion on: {note}. The predictions below are for the distorted image.",
+                   icon=":material/rotate_right:")
+        n2.button("reset", key="cmp_reset", icon=":material/restart_alt:", on_click=reset_distortion)
     return angle, scale, (sx, sy)
 
 
-def probabilities(col, name: str, res: dict, label, key: str, what: str = "") -> None:
+def card(row, title: str, width: int):
+    """A titled card of ``width`` px in a wrapping row: the title is text, so it wraps rather
+    than being clipped when the card is narrow."""
+    c = row.container(width=width, gap="small")
+    c.markdown(f"**{title}**")
+    return c
+
+
+def chart(where, fig, key: str) -> None:
+    """A figure filling its card (its height is the figure's own)."""
+    where.plotly_chart(fig, key=key, width="stretch", config=CFG)
+
+
+def probabilities(row, name: str, res: dict, label, key: str, what: str = "", width: int = BARS_W) -> None:
     p = res["probs"][0]
     verdict = "" if label is None else (" ✓" if p.argmax() == label else " ✗")
-    col.plotly_chart(figures.probabilities_figure(p, true_label=label,
-                                                  title=f"{name}: {what}{p.argmax()}{verdict} ({p.max():.0%})"),
-                     key=key, width="content", config=CFG)
+    chart(card(row, f"{name}: {what}{p.argmax()}{verdict} ({p.max():.0%})", width),
+          figures.probabilities_figure(p, true_label=label, width=width, height=200), key)
 
 
 def single_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:
     """The ST-CNN's grid on the input, its output V, both models' class probabilities."""
-    px = 240 / max(u.shape[-2:])
-    cols = st.columns([1, 1, 1.1, 1.1])
-    cols[0].plotly_chart(figures.grid_overlay_figure(u, b["grid"][0], None, title="input + ST grid", px=px,
-                                                     max_lines=14), key="cmp_u", width="content", config=CFG)
-    cols[1].plotly_chart(figures.image_figure(b["v"][0, 0], title="ST output V", px=px), key="cmp_v",
-                         width="content", config=CFG)
-    probabilities(cols[2], "CNN", a, label, "cmp_pa")
-    probabilities(cols[3], name_b, b, label, "cmp_pb")
+    px = IMG_PX / max(u.shape[-2:])
+    row = st.container(horizontal=True, gap="small", key="cmp_view_row")
+    chart(card(row, "input + ST grid", IMG_PX + 8),
+          figures.grid_overlay_figure(u, b["grid"][0], None, px=px, max_lines=14), "cmp_u")
+    chart(card(row, "ST output V", IMG_PX + 8), figures.image_figure(b["v"][0, 0], px=px), "cmp_v")
+    probabilities(row, "CNN", a, label, "cmp_pa")
+    probabilities(row, name_b, b, label, "cmp_pb")
     st.caption("red: the prediction" + ("" if label is None else f"; black outline: the true class ({label})"))
 
 
 def addition_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:
-    """Two channels in, what each parallel transformer picked out, the predicted sums."""
-    px = 170 / max(u.shape[-2:])
-    cols = st.columns(2 + len(b["vs"]))
-    for c in range(2):
-        cols[c].plotly_chart(figures.image_figure(u[c], title=f"input channel {c + 1}", px=px),
-                             key=f"cmp_add_in{c}", width="content", config=CFG)
+    """Two channels in, what each parallel transformer picked out, the predicted sums: one card
+    for the input and one per transformer, each holding two small images."""
+    px = ADD_IMG_PX / max(u.shape[-2:])
+    w = ADD_IMG_PX + 8
+
+    def pair(row, title: str, images: list, key: str):
+        group = card(row, title, 2 * w + 8)
+        inner = group.container(horizontal=True, gap="xsmall")
+        for (caption, fig), k in zip(images, ("a", "b")):
+            cell = inner.container(width=w, gap=None)
+            cell.caption(caption)
+            chart(cell, fig, f"{key}{k}")
+        return group
+
+    pair(st.container(key="cmp_view_row"), "input", [(f"channel {c + 1}", figures.image_figure(u[c], px=px))
+                                                     for c in range(2)], "cmp_add_in")
+    rgb = figures.two_channel_rgb(u)
+    row = st.container(horizontal=True, gap="small")  # the transformers side by side where they fit
     for k, (g, v) in enumerate(zip(b["grids"], b["vs"])):
         share = compare.ink_share(v)[0]
-        cols[2 + k].plotly_chart(
-            figures.grid_overlay_figure(figures.two_channel_rgb(u), g[0], None, title=f"transformer {k + 1}: grid",
-                                        px=px, max_lines=12), key=f"cmp_add_g{k}", width="content", config=CFG)
-        cols[2 + k].plotly_chart(figures.image_figure(figures.two_channel_rgb(v[0]), title=f"transformer {k + 1}: V",
-                                                      px=px), key=f"cmp_add_v{k}", width="content", config=CFG)
-        cols[2 + k].caption(f"ink from channel 1 / 2: {share[0]:.0%} / {share[1]:.0%}"
-                            if np.isfinite(share).all() else "empty output")
+        group = pair(row, f"transformer {k + 1}", [
+            ("where it samples", figures.grid_overlay_figure(rgb, g[0], None, px=px, max_lines=12)),
+            ("its output V", figures.image_figure(figures.two_channel_rgb(v[0]), px=px))], f"cmp_add_t{k}")
+        group.caption(f"ink from channel 1 / 2: {share[0]:.0%} / {share[1]:.0%}"
+                      if np.isfinite(share).all() else "empty output")
     st.caption("Outputs in colour: channel 1 magenta, channel 2 green (white where both overlap). "
                "A transformer that attends to one digit shows mostly one colour.")
-    g1, g2 = st.columns(2)
-    probabilities(g1, "CNN", a, label, "cmp_pa", "sum ")
-    probabilities(g2, name_b, b, label, "cmp_pb", "sum ")
+    bars = st.container(horizontal=True, gap="small")
+    probabilities(bars, "CNN", a, label, "cmp_pa", "sum ", ADD_BARS_W)
+    probabilities(bars, name_b, b, label, "cmp_pb", "sum ", ADD_BARS_W)
 
 
 def gallery(images: np.ndarray, labels: np.ndarray, pa: np.ndarray, pb: np.ndarray, shares: list,
@@ -220,26 +306,66 @@ def gallery(images: np.ndarray, labels: np.ndarray, pa: np.ndarray, pb: np.ndarr
         if not len(idx):
             st.caption("none")
             continue
-        for col, i in zip(st.columns(12), idx):
-            col.image(thumb(images[i]), width=48, caption=f"#{i}: {pa[i]}/{pb[i]}")
-            col.button("show", key=f"cmp_show_{key}_{i}", on_click=pick, args=(int(i),))
+        row = st.container(horizontal=True, gap="small", vertical_alignment="bottom", key=f"cmp_gallery_{key}")
+        for i in idx:
+            c = row.container(width=THUMB_W, gap="small")
+            c.image(thumb(images[i]), width=48)
+            c.caption(f"#{i}  \n{pa[i]} / {pb[i]}")  # always two lines: the buttons stay in line
+            c.button("show", key=f"cmp_show_{key}_{i}", on_click=pick, args=(int(i), True), width="stretch",
+                     help=f"show test image #{i} above, without your extra distortion")
 
 
 @st.cache_data(show_spinner=False)
 def sweep_base(task: str, config: dict):
-    return compare.sweep_base(task, config, SWEEP_N)
+    return compare.sweep_base(task, config, compare.SWEEP_N)
 
 
-@st.cache_data(show_spinner=False, max_entries=2000)
-def sweep_point(task: str, config: dict, row: str, kind: str, value: float) -> float:
-    base, lab = sweep_base(task, config)
-    model = models(task)[0][0 if row == "cnn" else 1].model
-    return compare.sweep_point(model, base, lab, kind, value)
+@st.cache_data(show_spinner=False)
+def digits_md5() -> str:
+    from stn_explore.experiments.mnist import load_digits
+
+    return load_digits("test").content_md5()["images"]
+
+
+@st.cache_data(show_spinner=False)
+def stored_sweeps(mtime: float) -> dict:
+    import json
+
+    path = FOLDER / compare.SWEEPS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@st.cache_data(show_spinner=False)
+def sweep_identity(task: str, mtimes: tuple) -> dict:
+    return compare.sweep_identity(FOLDER, task, digits_md5())
+
+
+@st.cache_resource
+def measured_sweeps() -> dict:
+    """Sweeps not in sweeps.json (another checkpoint, other digits), measured once per
+    checkpoint pair and kept for every session: ``{(task, kind, identity, values): errors}``."""
+    return {}
+
+
+def measured_sweep(task: str, config: dict, kind: str, identity: dict, values: tuple) -> dict:
+    import json
+
+    key = (task, kind, json.dumps(identity, sort_keys=True), values)
+    store = measured_sweeps()
+    if key not in store:
+        base, lab = sweep_base(task, config)
+        (cnn, stcnn), _ = models(task)
+        bar = st.progress(0.0, text="measuring the sweep…")
+        store[key] = compare.sweep_curves(
+            {"CNN": cnn.model, "ST-CNN": stcnn.model}, base, lab, kind, np.array(values),
+            on_point=lambda i, n: bar.progress(i / n, text=f"measuring the sweep… {i}/{n}"))
+        bar.empty()
+    return store[key]
 
 
 def sweep(task: str, config: dict) -> None:
-    """Opt-in: both models' error over an extra rotation, scale or shift (classifies thousands of
-    images the first time, then it is cached)."""
+    """Opt-in: both models' error over an extra rotation, scale or shift — read from
+    checkpoints/sweeps.json while it matches the checkpoints and digits, else measured once."""
     if task == "addition":
         st.caption("The sweep places one undistorted digit at the canvas centre; it is not defined for "
                    "MNIST addition.")
@@ -249,16 +375,19 @@ def sweep(task: str, config: dict) -> None:
     if not kind:
         return
     values, xlabel = compare.SWEEPS[kind]
-    st.caption(f"Error of both models on {SWEEP_N} MNIST test digits placed undistorted at the centre of the "
-               f"{task} canvas, after an extra {kind}; the shaded band is the range the training distortions "
-               f"covered. Results are cached.")
-    bar = st.progress(0.0, text="computing the sweep…")
-    errors = {"CNN": [], "ST-CNN": []}
-    for i, v in enumerate(values):
-        errors["CNN"].append(sweep_point(task, config, "cnn", kind, float(v)))
-        errors["ST-CNN"].append(sweep_point(task, config, "st-cnn", kind, float(v)))
-        bar.progress((i + 1) / len(values), text=f"computing the sweep… {i + 1}/{len(values)}")
-    bar.empty()
+    paths = [compare.checkpoint_path(FOLDER, task, row) for row in compare.PAIR]
+    identity = sweep_identity(task, tuple(p.stat().st_mtime for p in paths))
+    file = FOLDER / compare.SWEEPS_FILE
+    errors = compare.find_sweep(stored_sweeps(file.stat().st_mtime if file.is_file() else 0.0), task, kind, identity)
+    how = (f"stored in `{SHOWN_FOLDER / compare.SWEEPS_FILE}` for exactly these checkpoints and digits by "
+           "`python -m stn_explore.explorer.compare --sweeps`" if errors is not None else
+           f"measured now (not in `{SHOWN_FOLDER / compare.SWEEPS_FILE}` for these checkpoints; "
+           "`python -m stn_explore.explorer.compare --sweeps` stores every sweep) and kept while the server runs")
+    if errors is None:
+        errors = measured_sweep(task, config, kind, identity, tuple(float(v) for v in values))
+    st.caption(f"Error of both models on the first {compare.SWEEP_N} MNIST test digits placed undistorted at the "
+               f"centre of the {task} canvas, after an extra {kind}; the shaded band is the range the training "
+               f"distortions covered. Curves {how}.")
     st.plotly_chart(figures.sweep_figure(values, errors, xlabel=xlabel,
                                          shade=compare.training_range(task, kind, config)),
                     key="cmp_sweep_fig", config=CFG)

@@ -31,14 +31,13 @@ digit = c1.selectbox("Digit", list(range(10)), index=3 if 3 in shipped or not sh
 variant = c2.radio("Images", ["clean", "noisy"], horizontal=True, key="coloc_variant",
                    help=f"noisy: {C.NOISY} 6×6 clutter patches cut from other digits")
 noise = C.NOISY if variant == "noisy" else 0
-kept = st.session_state.setdefault(ui.KEPT, {})
-sources = ["shipped run"] + (["your live run"] if (digit, variant) in kept else [])
-source = c3.radio("Recording", sources, horizontal=True, key="coloc_source")
+with c3:
+    source, live_run = ui.recording_choice(digit, variant)
 
 path = C.run_path(digit, noise)
 run = None
-if source == "your live run":
-    run = C.run_view(kept[(digit, variant)])
+if live_run is not None:
+    run = C.run_view(live_run)
 elif path.is_file():
     try:
         run = ui.shipped_run(str(path), path.stat().st_mtime)
@@ -55,18 +54,19 @@ if run is not None:
     st.caption(C.run_summary(run) + " Press ▶ Play or drag the slider: the windows start large (the curriculum "
                "lets every first crop hold the whole digit) and shrink to 28×28 around the digit"
                + (" on clean images; then the clutter rises to full (the held-out images always carry it)."
-                  if noise else "."))
+                  if noise else ".") + f" {ui.LEGEND}.")
 
 st.subheader("Train live")
 st.caption("A short run of the same recipe in this browser session (other sessions are not blocked). "
-           "The result is kept as “your live run” for this digit and variant until the session ends.")
+           "Every run you finish or stop is kept under “Recording” above, for its digit and variant, until "
+           "the session ends.")
 ui.live_controls(digit, noise, variant)
 ui.live_panel()
 
 st.subheader("Our accuracy per digit beside the paper's (Table 5)")
 mtimes = tuple(sorted((p.name, p.stat().st_mtime) for p in C.runs_folder().glob("coloc_*.pt")))
-st.dataframe(C.paper_table(ui.runs_table(mtimes)), hide_index=True, width="stretch")
+st.dataframe(C.paper_table(ui.runs_table(mtimes)), hide_index=True, width="stretch", placeholder="not trained")
 st.caption("% of held-out images (every test-split digit of the class, placed with a fixed seed) whose box has "
            "IoU > 0.5 with the ground truth, read from each checkpoint in `checkpoints/coloc_*.pt` "
-           "(made by `bash checkpoints/train_coloc.sh`; trained on the 10,000-digit training subset). Empty: "
-           "not trained. The paper gives 100% without noise and 75–93% with noise depending on the digit.")
+           "(made by `bash checkpoints/train_coloc.sh`; trained on the 10,000-digit training subset). "
+           "The paper gives 100% without noise and 75–93% with noise depending on the digit.")

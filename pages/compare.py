@@ -22,16 +22,17 @@ st.caption("The same distorted test digit through both models; the ST-CNN's spat
            "shows where it looks (T_θ(G) on the input) and what it passes on (V).")
 
 available = [t for t in TASKS if all(m is not None for m in ui.models(t)[0])]
-# plain task ids as options keep shared URLs stable (?cmp_task=rts)
-task = st.selectbox("distortion task", TASKS, key="cmp_task", bind="query-params",
-                    help="rts, r, p, e: distorted MNIST (Table 1); cluttered: 60×60 cluttered MNIST; "
-                         "addition: two RTS digits as two channels, the label is their sum (Table 4)")
+# the list shows names (RTS, MNIST addition); the URL keeps the plain ids (?cmp_task=rts)
+task = ui.url_selectbox("distortion task", TASKS, "cmp_task", D.TASK_TITLES.get, on_change=ui.reset_distortion,
+                        help="RTS, R, P, E: distorted MNIST (Table 1); cluttered 60×60: cluttered MNIST; "
+                             "MNIST addition: two RTS digits as two channels, the label is their sum (Table 4)")
 st_row = None
 if task == "addition":
-    st_row = st.selectbox("model with two parallel transformers", compare.ADDITION_ST_ROWS,
-                          key="cmp_add_model", bind="query-params",
-                          help="each transformer sees both channels; their outputs are stacked and "
-                               "classified into the sum 0–18")
+    st_row = ui.url_selectbox("model with two parallel transformers", compare.ADDITION_ST_ROWS, "cmp_add_model",
+                              row_title, help="each transformer sees both channels; their outputs are stacked "
+                                              "and classified into the sum 0–18")
+else:
+    st.query_params.pop("cmp_add_model", None)
 st.caption("Trained pairs available for: " + (", ".join(D.TASK_TITLES[t] for t in available) or "none yet"))
 (cnn, stcnn), problems = ui.models(task, st_row)
 name_b = "ST-CNN" if st_row is None else row_title(st_row)
@@ -51,7 +52,9 @@ def view() -> None:
     (ui.addition_view if task == "addition" else ui.single_view)(img[0] / 255.0, label, a, b, name_b)
 
 
-view()
+with st.container(key="cmp_view"):
+    view()
+ui.scroll_to_view()
 
 st.subheader("What did the transformer learn?")
 ui.learned_panel(task, config, st_row, name_b)

@@ -49,11 +49,11 @@ with example:
     image, source = home_digit()
     theta = pg.attention_params(s, 0.1, 0.0)
     result = pg.render(image, "attention", theta, (28, 28))
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.grid_overlay_figure(image, result.grid, result.outline, title="U and T_θ(G)",
-                                                px=7, max_lines=14),
-                    key="home_u", config={"displayModeBar": False}, width="content")
-    c2.plotly_chart(figures.image_figure(result.v, title="V", px=7), key="home_v",
-                    config={"displayModeBar": False}, width="content")
+    row = st.container(horizontal=True, gap="small")  # side by side where they fit, else stacked
+    row.plotly_chart(figures.grid_overlay_figure(image, result.grid, result.outline, title="U and T_θ(G)",
+                                                 px=6, max_lines=14),
+                     key="home_u", config={"displayModeBar": False}, width="content")
+    row.plotly_chart(figures.image_figure(result.v, title="V", px=6), key="home_v",
+                     config={"displayModeBar": False}, width="content")
     st.caption(f"θ = [[s, 0, 0.1], [0, s, 0]]: the window zooms by s around a point 0.1 to the right of the "
                f"centre. U: digit 0 of the {source}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 from app_ui.shell import ensure_router
@@ -14,6 +15,7 @@ from stn_explore.experiments.checkpoint import default_checkpoint_dir
 ensure_router("paper")
 
 RESULTS = default_checkpoint_dir() / "results.json"
+NOT_IN_PAPER, NOT_TRAINED = "not in the paper", "not trained"
 
 
 @st.cache_data(show_spinner=False)
@@ -24,25 +26,26 @@ def results(mtime: float) -> dict:
 st.title("The paper's tables, and ours")
 st.caption("% test error. Paper: Jaderberg et al., NeurIPS 2015. Ours: the error recorded in each "
            "checkpoint by `python -m stn_explore.train` on 10,000 distorted images from the MNIST test split, "
-           "tabled by `python -m stn_explore.evaluate --table`. Our models were trained on 10,000 MNIST "
-           "training digits, the paper's on 60,000.")
+           "tabled by `python -m stn_explore.evaluate --table`. Our models saw 10,000 MNIST training digits (the "
+           "paper's 60,000), about 3,900 iterations of batch 128 per 50 epochs where the paper trained 150,000 of "
+           "batch 256 (checkpoints/README.md says how each was trained): the gaps listed under a table as *far from "
+           "the paper* were not investigated further.")
 res = results(RESULTS.stat().st_mtime if RESULTS.is_file() else 0.0)
-ours = {(r["task"], r["row"]): r for r in res["results"]}
 
 
 def table(tasks: list[str], title: str) -> None:
+    """Numbers stay numbers (the data is float); an empty cell says why it is empty. A static
+    table: st.dataframe shows its own placeholder for every missing number, whatever the Styler says."""
     st.subheader(title)
-    rows = []
-    for key in E.ROW_ORDER:
-        if not any(key in E.PAPER.get(t, {}) or (t, key) in ours for t in tasks):
-            continue
-        row = {"model": E.row_title(key)}
-        for t in tasks:
-            r = ours.get((t, key))
-            row[f"{D.TASK_TITLES[t]} paper"] = E.PAPER.get(t, {}).get(key)
-            row[f"{D.TASK_TITLES[t]} ours"] = r["test_error"] if r else None
-        rows.append(row)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    df = pd.DataFrame(E.comparison_rows(res["results"], tasks))
+    paper, ours = [c for c in df if c.endswith(" paper")], [c for c in df if c.endswith(" ours")]
+    st.table(df.style.format("{:g}", subset=paper, na_rep=NOT_IN_PAPER)
+             .format("{:.2f}", subset=ours, na_rep=NOT_TRAINED)
+             .map(lambda v: "color: #808495; font-style: italic" if pd.isna(v) else "", subset=paper + ours),
+             hide_index=True)
+    notes = E.gap_notes(res["results"], tasks)
+    if notes:
+        st.markdown("**Far from the paper:**\n" + "\n".join(f"- {n}" for n in notes))
 
 
 table(["r", "rts", "p", "e"], "Table 1 — distorted MNIST")
@@ -54,10 +57,10 @@ st.dataframe([{"digit": d, "clean, paper": 100.0,
                "clean, ours": coloc[(d, "clean")]["accuracy"] if (d, "clean") in coloc else None,
                "noisy, paper": "75–93 (range over digits)",
                "noisy, ours": coloc[(d, "noisy")]["accuracy"] if (d, "noisy") in coloc else None}
-              for d in range(10)], hide_index=True, width="stretch")
+              for d in range(10)], hide_index=True, width="stretch", placeholder=NOT_TRAINED)
 st.caption("% of held-out boxes with IoU > 0.5. Paper: 100% without noise, 75–93% with clutter noise depending "
            "on the digit (per-digit values not given). Ours: `checkpoints/coloc_<digit>_<clean|noisy>.pt`, made by "
-           "`bash checkpoints/train_coloc.sh` (`python -m stn_explore.colocalise`); empty = not trained yet. "
+           "`bash checkpoints/train_coloc.sh` (`python -m stn_explore.colocalise`). "
            "See the Co-localisation page for the recorded training.")
 st.subheader("Tables 2–3 — SVHN and CUB-200-2011")
 st.caption("Not reproduced offline: neither dataset (nor the ImageNet weights CUB needs) can be had on the "
@@ -67,8 +70,10 @@ st.caption("Not reproduced offline: neither dataset (nor the ImageNet weights CU
 st.subheader("Where each number comes from")
 if res["results"]:
     st.dataframe([{"task": D.TASK_TITLES[r["task"]], "model": r["model"], "error %": r["test_error"],
-                   "epochs": r["epochs"], "checkpoint": r["checkpoint"], "command": r["command"]}
-                  for r in res["results"]], hide_index=True, width="stretch")
+                   "epochs": r["epochs"], "checkpoint": r["checkpoint"]} for r in res["results"]],
+                 hide_index=True, width="stretch")
+    st.caption("The command that made each checkpoint (run with `STN_DATA_DIR` pointing at MNIST):")
+    st.code("\n".join(r["command"] for r in res["results"]), language="bash", wrap_lines=True)
 else:
     st.info("No trained checkpoints yet: see checkpoints/README.md for the commands.")
 for r in res.get("in_progress", []):

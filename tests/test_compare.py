@@ -87,20 +87,33 @@ def app(**query):
     return at.run()
 
 
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def card_titles(at) -> list[str]:
+    """The titles of /compare's cards (bold text above each chart)."""
+    return [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
+
+
+HAS_RTS = (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file()
+needs_rts = pytest.mark.skipif(not HAS_RTS, reason="needs the committed RTS checkpoints")
+
+
 @pytest.mark.skipif(not (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
                     reason="needs the committed RTS checkpoints")
 def test_compare_page_widgets_and_gallery():
     at = app()
     assert not at.exception, [e.value for e in at.exception]
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 5 and charts[2]["data"][0]["type"] == "bar"  # no sweep until asked
-    v_before = charts[1]["data"][0]["source"]
+    figs = charts(at)
+    # input + grid, V, two probability charts, four of what the transformer learned; no sweep until asked
+    assert len(figs) == 8 and figs[2]["data"][0]["type"] == "bar"
+    v_before = figs[1]["data"][0]["source"]
     for key, val in (("cmp_angle", 90), ("cmp_scale", 0.6), ("cmp_sx", 0.2), ("cmp_sy", -0.2)):
         at.slider(key=key).set_value(val).run()
         assert not at.exception
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert all("CNN" in c["layout"]["title"]["text"] for c in charts[2:4])
-    assert charts[1]["data"][0]["source"] != v_before  # the transformer saw the new input
+    assert [t.split(":")[0] for t in card_titles(at)[2:4]] == ["CNN", "ST-CNN"]
+    assert charts(at)[1]["data"][0]["source"] != v_before  # the transformer saw the new input
     at.number_input(key="cmp_index").set_value(5).run()
     at.button(key="cmp_random").click().run()
     assert not at.exception
@@ -119,7 +132,7 @@ def test_compare_page_sweep(monkeypatch):
     at = app()
     at.button_group(key="cmp_sweep").set_value("scale").run()
     assert not at.exception, [e.value for e in at.exception]
-    sweep = json.loads(at.get("plotly_chart")[5].proto.spec)
+    sweep = charts(at)[-1]
     assert [t["name"] for t in sweep["data"]] == ["CNN", "ST-CNN"] and sweep["data"][0]["x"] == [0.8, 1.0, 1.2]
     assert sweep["layout"]["shapes"][0]["x0"] == 0.7  # RTS trains on scales 0.7-1.2
 
@@ -131,10 +144,10 @@ def test_compare_page_says_what_the_transformer_learned():
     assert not at.exception, [e.value for e in at.exception]
     verdicts = [m.value for m in at.markdown if m.value.startswith("**Undoes") or m.value.startswith("**Collapsed")]
     assert len(verdicts) == 1 and "shift" in verdicts[0] and "rotation r = " in verdicts[0]
-    fig = json.loads(at.get("plotly_chart")[4].proto.spec)
-    titles = [fig["layout"][k]["title"]["text"] for k in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
+    learned = charts(at)[4:8]  # one small figure per quantity: they wrap onto rows on a narrow window
+    titles = [f["layout"]["xaxis"]["title"]["text"] for f in learned]
     assert titles == ["applied rotation (°)", "digit centre x", "applied scale", "IoU with the digit's box"]
-    assert len(fig["data"][0]["x"]) == 1000  # one point per test image shown on the page
+    assert len(learned[0]["data"][0]["x"]) == 1000  # one point per test image shown on the page
     from stn_explore.experiments import evaluate
 
     # the page's verdict is the CLI's on the same images
@@ -206,10 +219,10 @@ def test_compare_page_upload_own_digit():
     at.file_uploader(key="cmp_upload").upload("one.png", buf.getvalue(), "image/png").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("inverted" in m.value for m in at.markdown)
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 5  # input, V, two probability charts, what the transformer learned
+    assert len(charts(at)) == 8  # input, V, two probability charts, four of what the transformer learned
     at.file_uploader(key="cmp_upload").upload("notes.txt", b"not an image", "text/plain").run()
-    assert not at.exception and at.error and "notes.txt" in at.error[0].value
+    # (the name is markdown-escaped, "notes\\.txt")
+    assert not at.exception and at.error and "notes.txt" in at.error[0].value.replace("\\", "")
 
 
 def test_ink_share_and_pair_for():
@@ -249,12 +262,16 @@ def test_compare_page_addition_shows_both_channels_and_both_transformers(tmp_pat
         train.train(cfg, tmp_path / f"addition_{name}.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
     at = app(cmp_task="addition")
     assert not at.exception, [e.value for e in at.exception]
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert titles[:2] == ["input channel 1", "input channel 2"]
-    assert [t for t in titles if t.startswith("transformer")] == [
-        "transformer 1: grid", "transformer 1: V", "transformer 2: grid", "transformer 2: V"]
-    assert titles[-2].startswith("CNN: sum") and titles[-1].startswith("2×ST-FCN Aff: sum")
-    assert any("ink from channel 1 / 2" in c.value for c in at.caption)
+    titles = card_titles(at)
+    assert titles[:3] == ["input", "transformer 1", "transformer 2"]  # one card each, distinct titles
+    assert titles[3].startswith("CNN: sum") and titles[4].startswith("2×ST-FCN Aff: sum")
+    captions = [c.value for c in at.caption]
+    assert captions[captions.index("channel 1"):][:2] == ["channel 1", "channel 2"]
+    assert captions.count("where it samples") == 2 and captions.count("its output V") == 2
+    assert any("ink from channel 1 / 2" in c for c in captions)
+    # the sums 0–18 are labelled every other class, upright (not 19 rotated labels)
+    bars = charts(at)[-1]["layout"]["xaxis"]
+    assert (bars["dtick"], bars["tickangle"]) == (2, 0)
     assert any("attend to one digit" in m.value for m in at.markdown)
     before = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["source"]
     at.slider(key="cmp_angle").set_value(90).run()
@@ -300,3 +317,121 @@ def test_compare_page_draw_mode_waits_for_a_drawing():
     assert at.radio(key="cmp_source").value == "draw a digit"
     assert any("Draw a digit in the black square" in i.value for i in at.info)
     assert not at.get("plotly_chart")  # nothing to classify yet
+
+
+# ----------------------------------------------------------------------------- issue 23, items 8–10
+@needs_rts
+def test_gallery_show_turns_the_extra_distortion_off_and_scrolls_to_the_image():
+    at = app()
+    at.slider(key="cmp_angle").set_value(45).run()
+    at.slider(key="cmp_scale").set_value(0.7).run()
+    assert any("Extra distortion on: rotation 45°, scale 0.70" in w.value for w in at.warning)
+    show = next(b for b in at.button if b.key and b.key.startswith("cmp_show_a_wrong_b_right_"))
+    target = int(show.key.rsplit("_", 1)[1])
+    show.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="cmp_index").value == target
+    assert (at.slider(key="cmp_angle").value, at.slider(key="cmp_scale").value) == (0, 1.0)
+    assert not any("Extra distortion on" in w.value for w in at.warning)
+    cnn, st_cnn = card_titles(at)[2:4]  # shown as the gallery said: CNN wrong, ST-CNN right
+    assert cnn.startswith("CNN:") and "✗" in cnn and st_cnn.startswith("ST-CNN:") and "✓" in st_cnn
+    (html,) = at.get("html")  # the page scrolls to the view (checked in a browser: test_compare_browser)
+    assert "scrollIntoView" in html.proto.body and "st-key-cmp_view" in html.proto.body
+
+
+@needs_rts
+def test_extra_distortion_is_shown_while_on_and_a_task_change_turns_it_off():
+    at = app()
+    assert not at.warning
+    at.slider(key="cmp_angle").set_value(45).run()
+    at.button(key="cmp_random").click().run()  # another image: the distortion stays, and says so
+    assert at.slider(key="cmp_angle").value == 45
+    assert any("Extra distortion on: rotation 45°" in w.value for w in at.warning)
+    at.button(key="cmp_reset").click().run()
+    assert at.slider(key="cmp_angle").value == 0 and not at.warning
+    at.slider(key="cmp_sx").set_value(0.2).run()
+    at.selectbox(key="cmp_task").set_value("r").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="cmp_sx").value == 0.0 and not at.warning
+
+
+@needs_rts
+def test_dropdowns_show_names_and_the_url_keeps_ids():
+    at = app()
+    task = at.selectbox(key="cmp_task")
+    assert task.options == ["RTS", "R", "P", "E", "cluttered 60×60", "MNIST addition"]
+    assert task.value == "rts" and "cmp_task" not in at.query_params  # the default stays out of the URL
+    if not (ROOT / "checkpoints" / "addition_2st-fcn_affine.pt").is_file():
+        return
+    task.set_value("addition").run()
+    assert at.query_params["cmp_task"] == "addition"
+    model = at.selectbox(key="cmp_add_model")
+    assert model.options[:2] == ["2×ST-FCN Aff", "2×ST-FCN Proj"] and model.value == "2st-fcn_affine"
+    model.set_value("2st-fcn_tps").run()
+    assert at.query_params["cmp_add_model"] == "2st-fcn_tps"
+    # a shared link with ids opens the same view
+    again = app(cmp_task="addition", cmp_add_model="2st-fcn_tps")
+    assert (again.selectbox(key="cmp_task").value, again.selectbox(key="cmp_add_model").value) == (
+        "addition", "2st-fcn_tps")
+
+
+def test_stored_sweeps_are_used_only_for_the_same_checkpoints_and_digits(tmp_path):
+    stored = {"sweeps": [{"task": "rts", "kind": "scale", "values": compare.SWEEPS["scale"][0].tolist(),
+                          "errors": {"CNN": [1.0], "ST-CNN": [2.0]},
+                          "identity": {"checkpoints": {"cnn": "a", "st-cnn_affine": "b"}, "digits_md5": "d",
+                                       "n": 500}}]}
+    same = {"checkpoints": {"cnn": "a", "st-cnn_affine": "b"}, "digits_md5": "d", "n": 500}
+    assert compare.find_sweep(stored, "rts", "scale", same) == {"CNN": [1.0], "ST-CNN": [2.0]}
+    assert compare.find_sweep(stored, "rts", "rotation", same) is None
+    assert compare.find_sweep(stored, "r", "scale", same) is None
+    for changed in ({**same, "checkpoints": {"cnn": "a", "st-cnn_affine": "retrained"}},
+                    {**same, "digits_md5": "other digits"}, {**same, "n": 100}):
+        assert compare.find_sweep(stored, "rts", "scale", changed) is None
+    stored["sweeps"][0]["values"] = [0.5, 1.0]  # other sweep values
+    assert compare.find_sweep(stored, "rts", "scale", same) is None
+
+
+def stored_rts_sweep(kind: str):
+    """The stored sweep of the committed RTS pair, if sweeps.json matches the checkpoints."""
+    from stn_explore.experiments.mnist import load_digits
+
+    path = ROOT / "checkpoints" / compare.SWEEPS_FILE
+    if not HAS_RTS or not path.is_file():
+        pytest.skip("needs the committed RTS checkpoints and checkpoints/sweeps.json")
+    identity = compare.sweep_identity(ROOT / "checkpoints", "rts", load_digits("test").content_md5()["images"])
+    errors = compare.find_sweep(json.loads(path.read_text()), "rts", kind, identity)
+    if errors is None:
+        pytest.skip("checkpoints/sweeps.json is older than the RTS checkpoints: "
+                    "python -m stn_explore.explorer.compare --sweeps")
+    return errors
+
+
+def test_stored_sweep_is_what_the_models_measure_now():
+    errors = stored_rts_sweep("rotation")
+    (cnn, stcnn), _ = compare.load_pair(ROOT / "checkpoints", "rts")
+    images, labels = compare.sweep_base("rts", stcnn.checkpoint["data"]["config"], compare.SWEEP_N)
+    values = compare.SWEEPS["rotation"][0]
+    for i in (list(values).index(0.0), list(values).index(90.0)):  # two of the 37 points, measured again
+        for model, name in ((cnn.model, "CNN"), (stcnn.model, "ST-CNN")):
+            assert compare.sweep_point(model, images, labels, "rotation", values[i]) == pytest.approx(
+                errors[name][i], abs=1e-3)
+
+
+def test_first_sweep_comes_from_the_stored_file_at_once(monkeypatch):
+    import time
+
+    errors = stored_rts_sweep("rotation")
+    at = app()
+
+    def measuring(*a, **k):
+        raise AssertionError("the page measured a sweep that checkpoints/sweeps.json holds")
+
+    monkeypatch.setattr(compare, "sweep_point", measuring)
+    t = time.perf_counter()
+    at.button_group(key="cmp_sweep").set_value("rotation").run()
+    took = time.perf_counter() - t
+    assert not at.exception, [e.value for e in at.exception]
+    sweep = charts(at)[-1]
+    assert [d["y"] for d in sweep["data"]] == [errors["CNN"], errors["ST-CNN"]]
+    assert any("stored in" in c.value and "--sweeps" in c.value for c in at.caption)
+    assert took < 2.0, f"the first rotation sweep took {took:.1f} s"

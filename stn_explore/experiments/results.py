@@ -47,6 +47,58 @@ def row_title(key: str) -> str:
     return f"{name} {dict(affine='Aff', projective='Proj', tps='TPS', attention='Att')[transform]}"
 
 
+def comparison_rows(results: list[dict], tasks) -> list[dict]:
+    """The paper's errors beside ours for ``tasks``, one row per model that either has:
+    ``{"model": title, "<TASK> paper": float | None, "<TASK> ours": float | None, …}`` (None:
+    the paper gives no figure / we trained no such model). ``results``: the ``results`` rows
+    of :func:`collect_results`."""
+    ours = {(r["task"], r["row"]): r for r in results}
+    out = []
+    for key in ROW_ORDER:
+        if not any(key in PAPER.get(t, {}) or (t, key) in ours for t in tasks):
+            continue
+        row = {"model": row_title(key)}
+        for t in tasks:
+            r = ours.get((t, key))
+            row[f"{D.TASK_TITLES[t]} paper"] = PAPER.get(t, {}).get(key)
+            row[f"{D.TASK_TITLES[t]} ours"] = r["test_error"] if r else None
+        out.append(row)
+    return out
+
+
+#: a gap worth a comment: ours at least this many points above the paper's error, and
+#: GAP_RATIO times it or GAP_POINTS above it
+GAP_MIN_POINTS, GAP_RATIO, GAP_POINTS = 1.0, 2.0, 5.0
+
+
+def gap_notes(results: list[dict], tasks) -> list[str]:
+    """Markdown sentences on what in ``tasks`` differs most from the paper: errors far above
+    the paper's (see :data:`GAP_RATIO`), and transformer models that lose to our CNN where the
+    paper's beat its CNN. Each names the numbers and how our model was trained."""
+    ours = {(r["task"], r["row"]): r for r in results}
+    notes = []
+    for (task, key), r in sorted(ours.items(), key=lambda kv: (TABLE_TASKS.index(kv[0][0]), ROW_ORDER.index(kv[0][1]))):
+        paper = PAPER.get(task, {}).get(key)
+        if task not in tasks or paper is None:
+            continue
+        diff = r["test_error"] - paper
+        if diff >= GAP_MIN_POINTS and (r["test_error"] >= GAP_RATIO * paper or diff >= GAP_POINTS):
+            notes.append(f"{D.TASK_TITLES[task]}, {row_title(key)}: {r['test_error']:.2f}% vs the paper's "
+                         f"{paper:g}% ({r['test_error'] / paper:.1f}×); trained {r['epochs']} epochs on "
+                         f"{r['n_train_digits']:,} digits")
+    for task in tasks:
+        cnn, p_cnn = ours.get((task, "cnn")), PAPER.get(task, {}).get("cnn")
+        for key in ROW_ORDER:
+            r, paper = ours.get((task, key)), PAPER.get(task, {}).get(key)
+            if "st" not in key or r is None or cnn is None or paper is None or p_cnn is None:
+                continue
+            if r["test_error"] > cnn["test_error"] and paper < p_cnn:
+                notes.append(f"{D.TASK_TITLES[task]}: our {row_title(key)} ({r['test_error']:.2f}%) is above our CNN "
+                             f"({cnn['test_error']:.2f}%), where the paper's is below its CNN ({paper:g}% vs "
+                             f"{p_cnn:g}%)")
+    return notes
+
+
 #: test images per checkpoint on which the results table measures what the transformers learned
 N_DIAGNOSED = 1000
 

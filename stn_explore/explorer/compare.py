@@ -193,6 +193,12 @@ def disagreements(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) ->
 
 
 # ----------------------------------------------------------------------------- robustness sweep
+#: MNIST test digits per sweep point (the first ones of the test split)
+SWEEP_N = 500
+#: the stored sweeps, beside the checkpoints: written by ``python -m stn_explore.explorer.compare --sweeps``
+SWEEPS_FILE = "sweeps.json"
+#: tasks whose pair is swept (MNIST addition has no single digit to place at the centre)
+SWEEP_TASKS = ("rts", "r", "p", "e", "cluttered")
 SWEEPS = {
     "rotation": (np.arange(-180, 181, 10, dtype=np.float64), "extra rotation (°)"),
     "scale": (np.round(np.linspace(0.5, 1.5, 21), 3), "extra scale"),
@@ -235,6 +241,79 @@ def sweep_point(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, 
     x = distorted_for(kind, float(value), images)
     pred = predict(model, x)["probs"].argmax(1)
     return float((pred != labels).mean() * 100)
+
+
+def sweep_curves(models: dict[str, torch.nn.Module], images: np.ndarray, labels: np.ndarray,
+                 kind: str, values=None, on_point=None) -> dict[str, list[float]]:
+    """Every model's % error over one sweep (``values`` default :data:`SWEEPS`'s):
+    ``{name: [error at each value]}``; ``on_point(i, n)`` after each value."""
+    values = SWEEPS[kind][0] if values is None else values
+    out: dict[str, list[float]] = {name: [] for name in models}
+    for i, v in enumerate(values):
+        for name, model in models.items():
+            out[name].append(sweep_point(model, images, labels, kind, float(v)))
+        if on_point is not None:
+            on_point(i + 1, len(values))
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sweep_identity(folder: str | Path, task: str, digits_md5: str, n: int = SWEEP_N) -> dict:
+    """What a stored sweep of ``task`` must match to be shown: the sha256 of both checkpoint
+    files, the md5 of the test digits it distorted (``Digits.content_md5()["images"]``) and n."""
+    return {"checkpoints": {row: file_sha256(checkpoint_path(folder, task, row)) for row in PAIR},
+            "digits_md5": digits_md5, "n": int(n)}
+
+
+def find_sweep(stored: dict, task: str, kind: str, identity: dict) -> dict | None:
+    """The stored curves ``{name: errors}`` of one sweep if they were measured on exactly these
+    checkpoints, digits and sweep values; else None (the caller measures them)."""
+    want = np.asarray(SWEEPS[kind][0], dtype=np.float64)
+    for s in stored.get("sweeps", []):
+        if s["task"] == task and s["kind"] == kind and s["identity"] == identity \
+                and len(s["values"]) == len(want) and np.allclose(s["values"], want):
+            return s["errors"]
+    return None
+
+
+def write_sweeps(folder: str | Path, tasks=SWEEP_TASKS, n: int = SWEEP_N, log=print) -> Path:
+    """Measure every sweep of every task whose CNN / ST-CNN pair is in ``folder`` and store
+    them in ``folder/sweeps.json``, with what they were measured on (see :func:`sweep_identity`)
+    so the page shows them only while they still hold."""
+    import json
+    import time
+
+    from ..experiments.io import atomic_write_text
+
+    digits = load_digits("test")
+    md5 = digits.content_md5()["images"]
+    out = {"note": "% error of each task's CNN and ST-CNN on the first n MNIST test digits, undistorted at the "
+                   "centre of the task's canvas, after one extra rotation, scale or horizontal shift. Made by "
+                   "`python -m stn_explore.explorer.compare --sweeps`; /compare shows a curve only while the "
+                   "sha256 of both checkpoints and the md5 of the digits match.",
+           "digits": digits.source, "sweeps": []}
+    for task in tasks:
+        (cnn, stcnn), problems = load_pair(folder, task)
+        if problems:
+            log(f"{task}: skipped ({'; '.join(problems.values())})")
+            continue
+        images, labels = sweep_base(task, stcnn.checkpoint["data"]["config"], n)
+        identity = sweep_identity(folder, task, md5, n)
+        for kind, (values, _) in SWEEPS.items():
+            t = time.perf_counter()
+            errors = sweep_curves({"CNN": cnn.model, "ST-CNN": stcnn.model}, images, labels, kind)
+            out["sweeps"].append({"task": task, "kind": kind, "values": np.asarray(values).tolist(),
+                                  "errors": {k: [round(e, 4) for e in v] for k, v in errors.items()},
+                                  "identity": identity})
+            log(f"{task} {kind}: {time.perf_counter() - t:.0f} s")
+    path = Path(folder) / SWEEPS_FILE
+    atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    return path
 
 
 def training_range(task: str, kind: str, cfg: dict) -> tuple[float, float] | None:
@@ -294,3 +373,24 @@ def prepare_digit(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     out[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
     steps.append("centred by its centre of mass in 28×28")
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8), steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stn_explore.explorer.compare --sweeps``: store /compare's robustness sweeps."""
+    import argparse
+
+    from ..experiments.checkpoint import default_checkpoint_dir
+
+    ap = argparse.ArgumentParser(prog="python -m stn_explore.explorer.compare", description=main.__doc__)
+    ap.add_argument("--sweeps", action="store_true", required=True,
+                    help=f"measure every sweep of every task pair and write <folder>/{SWEEPS_FILE}")
+    ap.add_argument("--folder", default=None, help="checkpoint folder (default: the app's)")
+    ap.add_argument("--tasks", nargs="+", default=list(SWEEP_TASKS), choices=SWEEP_TASKS)
+    args = ap.parse_args(argv)
+    path = write_sweeps(args.folder or default_checkpoint_dir(), tuple(args.tasks))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

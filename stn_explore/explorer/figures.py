@@ -194,8 +194,10 @@ def probabilities_figure(probs: np.ndarray, *, title: str | None = None, true_la
              "marker": {"color": colors, "line": {"color": "#111", "width": line}},
              "hovertemplate": "class %{x}: %{y:.1%}<extra></extra>"}]
     layout = {"width": width, "height": height, "margin": {"l": 36, "r": 8, "t": 34 if title else 8, "b": 28},
-              "title": {"text": title, "x": 0.5, "font": {"size": 13}} if title else None,
-              "xaxis": {"tickmode": "linear", "dtick": 1, "fixedrange": True},
+              "title": {"text": title, "x": 0.5, "xanchor": "center", "font": {"size": 13}} if title else None,
+              # every class up to 10, then every other one, upright (19 sums in ~250 px stay readable)
+              "xaxis": {"tickmode": "linear", "tick0": 0, "dtick": 1 if k <= 10 else 2, "tickangle": 0,
+                        "tickfont": {"size": 12}, "fixedrange": True},
               "yaxis": {"range": [0, 1], "tickformat": ".0%", "fixedrange": True},
               "showlegend": False, "bargap": 0.15, "paper_bgcolor": "rgba(0,0,0,0)"}
     return go.Figure({"data": data, "layout": layout})
@@ -221,12 +223,13 @@ def sweep_figure(values: np.ndarray, errors: dict, *, xlabel: str, shade: tuple 
     return go.Figure({"data": data, "layout": layout})
 
 
-def learned_figure(truth: dict, stats: dict, iou: np.ndarray | None = None, *, width: int = 900,
-                   height: int = 260) -> go.Figure:
-    """Applied vs recovered distortion, one scatter per quantity the test set knows: rotation
-    (applied angle vs rotation undone, degrees), shift (digit centre x vs region centre x,
-    normalised), scale (applied scale vs region size); and, with ``iou`` ``(N,)``, the histogram
-    of the region box's IoU with the digit's box. ``truth``/``stats`` as returned by
+def learned_figures(truth: dict, stats: dict, iou: np.ndarray | None = None, *, width: int = 215,
+                    height: int = 230) -> list[go.Figure]:
+    """Applied vs recovered distortion, one small figure per quantity the test set knows (so a
+    page can wrap them onto as many rows as its width needs): rotation (applied angle vs
+    rotation undone, degrees), shift (digit centre x vs region centre x, normalised), scale
+    (applied scale vs region size); and, with ``iou`` ``(N,)``, the histogram of the region
+    box's IoU with the digit's box. ``truth``/``stats`` as returned by
     :func:`stn_explore.explorer.compare.learned` for one transformer."""
     panels = []
     if "angles" in truth:
@@ -235,34 +238,31 @@ def learned_figure(truth: dict, stats: dict, iou: np.ndarray | None = None, *, w
         panels.append(("shift", truth["centres"][:, 0], stats["centre"][:, 0], "digit centre x", "region centre x"))
     if "scales" in truth:
         panels.append(("scale", truth["scales"], stats["size"], "applied scale", "region size"))
-    n = len(panels) + (iou is not None)
-    if n == 0:
+    if iou is not None:
+        panels.append(("iou", None, None, "IoU with the digit's box", "images"))
+    if not panels:
         raise ValueError("nothing to plot: the test set carries no angles, centres, scales or boxes")
-    gap = 0.06
-    w = (1 - gap * (n - 1)) / n
-    data, layout = [], {"width": width, "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)",
-                        "margin": {"l": 45, "r": 10, "t": 30, "b": 45}, "annotations": []}
-    for i, (name, x, y, xl, yl) in enumerate(panels + ([("iou", None, None, "IoU with the digit's box",
-                                                          "images")] if iou is not None else [])):
-        ax = "" if i == 0 else str(i + 1)
-        dom = [i * (w + gap), i * (w + gap) + w]
-        layout[f"xaxis{ax}"] = {"domain": dom, "title": {"text": xl}, "anchor": f"y{ax}"}
-        layout[f"yaxis{ax}"] = {"title": {"text": yl}, "anchor": f"x{ax}"}
+    out = []
+    for name, x, y, xl, yl in panels:
+        layout = {"width": width, "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)",
+                  "margin": {"l": 50, "r": 8, "t": 8, "b": 45},
+                  "xaxis": {"title": {"text": xl}}, "yaxis": {"title": {"text": yl}}}
         if name == "iou":
-            data.append({"type": "histogram", "x": np.round(np.asarray(iou), 3).tolist(), "xaxis": f"x{ax}",
-                         "yaxis": f"y{ax}", "xbins": {"start": 0, "end": 1, "size": 0.05},
-                         "marker": {"color": OUTLINE_COLOR}})
-            layout[f"xaxis{ax}"]["range"] = [0, 1]
+            data = [{"type": "histogram", "x": np.round(np.asarray(iou), 3).tolist(),
+                     "xbins": {"start": 0, "end": 1, "size": 0.05}, "marker": {"color": OUTLINE_COLOR}}]
+            layout["xaxis"]["range"] = [0, 1]
+            out.append(go.Figure({"data": data, "layout": layout}))
             continue
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
-        data.append({"type": "scatter", "mode": "markers", "x": np.round(x, 4).tolist(), "y": np.round(y, 4).tolist(),
-                     "xaxis": f"x{ax}", "yaxis": f"y{ax}", "marker": {"size": 4, "opacity": 0.5, "color": "#1f77b4"},
-                     "hovertemplate": f"{xl}: %{{x}}<br>{yl}: %{{y}}<extra></extra>"})
+        data = [{"type": "scatter", "mode": "markers", "x": np.round(x, 4).tolist(), "y": np.round(y, 4).tolist(),
+                 "marker": {"size": 4, "opacity": 0.5, "color": "#1f77b4"},
+                 "hovertemplate": f"{xl}: %{{x}}<br>{yl}: %{{y}}<extra></extra>"}]
         if name != "scale":  # the diagonal: a transformer that undoes exactly what was applied
-            data.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "xaxis": f"x{ax}",
-                         "yaxis": f"y{ax}", "line": {"color": "#9aa5b1", "dash": "dot"}, "hoverinfo": "skip"})
-    return go.Figure({"data": data, "layout": layout})
+            data.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi],
+                         "line": {"color": "#9aa5b1", "dash": "dot"}, "hoverinfo": "skip"})
+        out.append(go.Figure({"data": data, "layout": layout}))
+    return out
 
 
 # ----------------------------------------------------------------------------- co-localisation
@@ -300,8 +300,11 @@ def coloc_figure(panel_images: np.ndarray, panel_boxes: np.ndarray, panel_quads:
     quadrilaterals ``(T, P, 4, 2)`` (red), beside the loss and accuracy (%) curves ``(T,)``
     over ``iterations (T,)`` with a marker at the shown iteration.
 
-    ``animate=True``: one plotly frame per recorded iteration, with play/pause buttons and an
-    iteration slider (the figure opens at ``frame``). ``animate=False``: just ``frame``.
+    ``animate=True``: one plotly frame per recorded iteration, with play/pause buttons above
+    the panels and an iteration slider below (the figure opens at ``frame``).
+    ``animate=False``: just ``frame``. The frames carry only the moving traces (boxes and
+    markers) and play without a redraw, so the panel image is never re-rendered while playing
+    (a redraw re-decodes it and blanks the panels for a moment).
     """
     panel_quads = np.asarray(panel_quads, dtype=np.float64)
     iterations = np.asarray(iterations)
@@ -324,6 +327,7 @@ def coloc_figure(panel_images: np.ndarray, panel_boxes: np.ndarray, panel_quads:
     acc = np.asarray(accuracy, np.float64)
     loss_y = [None if not np.isfinite(v) else round(float(v), 5) for v in loss]
     acc_y = np.round(acc, 2).tolist()
+    curve_mode = "lines+markers" if t <= 12 else "lines"  # a short (stopped) run: its few points stay visible
 
     def moving(k: int) -> list[dict]:
         qx, qy = _quads_xy(panel_quads[k], offsets)
@@ -335,53 +339,63 @@ def coloc_figure(panel_images: np.ndarray, panel_boxes: np.ndarray, panel_quads:
                  "yaxis": "y3", "marker": {"size": 10, "color": OUTLINE_COLOR}, "hoverinfo": "skip"}]
 
     data = [
-        {**_image_trace(img), "xaxis": "x", "yaxis": "y", "hoverinfo": "skip", "hovertemplate": None},
+        # The panels are a layout image, not an image trace: plotly re-renders image traces when
+        # an animation starts (the panels blank for a moment), layout images it leaves alone.
+        # Trace 0 stays as an empty placeholder, so the moving traces keep their indices 4–6.
+        {"type": "scatter", "x": [], "y": [], "xaxis": "x", "yaxis": "y", "name": "panels", "hoverinfo": "skip"},
         {"type": "scatter", "x": tx, "y": ty, "mode": "lines", "xaxis": "x", "yaxis": "y", "name": "ground truth",
          "line": {"color": TRUTH_COLOR, "width": 1.5, "dash": "dot"}, "hoverinfo": "skip"},
-        {"type": "scatter", "x": it_list, "y": loss_y, "mode": "lines", "xaxis": "x2", "yaxis": "y2",
+        {"type": "scatter", "x": it_list, "y": loss_y, "mode": curve_mode, "xaxis": "x2", "yaxis": "y2",
          "line": {"color": "#9aa5b1"}, "name": "loss", "hovertemplate": "iteration %{x}: loss %{y:.3f}<extra></extra>"},
-        {"type": "scatter", "x": it_list, "y": acc_y, "mode": "lines", "xaxis": "x3", "yaxis": "y3",
+        {"type": "scatter", "x": it_list, "y": acc_y, "mode": curve_mode, "xaxis": "x3", "yaxis": "y3",
          "line": {"color": "#1f77b4"}, "name": "accuracy",
          "hovertemplate": "iteration %{x}: %{y:.1f}% IoU > 0.5<extra></extra>"},
     ] + moving(frame)
     moving_idx = [4, 5, 6]
     img_w = int(w * px)
     width = img_w + 420
-    height = max(int(h * px), 320) + 40 + (90 if animate else 0) + (28 if title else 0)
+    top = 10 + (28 if title else 0) + (44 if animate else 0)  # title, then the Play/Pause row
+    height = max(int(h * px), 320) + top + 10 + (80 if animate else 0)
     split = img_w / width
     xmax = max(it_list[-1], 1)
-    layout = {
-        "width": width, "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)",
-        "margin": {"l": 4, "r": 10, "t": 30 + (28 if title else 0), "b": 10 + (90 if animate else 0)},
-        "title": {"text": title, "x": 0.5} if title else None, "dragmode": False,
-        "xaxis": {"domain": [0, split], "range": [-0.5, w - 0.5], "visible": False, "constrain": "domain"},
-        "yaxis": {"range": [h - 0.5, -0.5], "visible": False, "scaleanchor": "x", "constrain": "domain"},
-        "xaxis2": {"domain": [split + 0.1, 1], "anchor": "y2", "range": [0, xmax], "showticklabels": False},
+    pad = 2.0  # image pixels around the mosaic: a crop reaching past an edge panel stays visible
+    layout = {  # no width: the chart takes its container's (``width`` only sets the split)
+        "height": height, "showlegend": False, "paper_bgcolor": "rgba(0,0,0,0)", "autosize": True,
+        "margin": {"l": 4, "r": 10, "t": top, "b": 10 + (80 if animate else 0)},
+        "title": {"text": title, "x": 0.5, "xanchor": "center", "y": 1, "yanchor": "top", "yref": "container",
+                  "pad": {"t": 6}} if title else None, "dragmode": False,
+        # the mosaic keeps its aspect ratio in the top-left corner of its area, however wide the chart
+        "xaxis": {"domain": [0, split], "range": [-0.5 - pad, w - 0.5 + pad], "visible": False, "constrain": "domain",
+                  "constraintoward": "left"},
+        "yaxis": {"range": [h - 0.5 + pad, -0.5 - pad], "visible": False, "scaleanchor": "x", "constrain": "domain",
+                  "constraintoward": "top"},
+        "xaxis2": {"domain": [split + 0.12, 1], "anchor": "y2", "range": [0, xmax], "showticklabels": False},
         "yaxis2": {"domain": [0.56, 1], "anchor": "x2", "title": {"text": "loss"}, "rangemode": "tozero"},
-        "xaxis3": {"domain": [split + 0.1, 1], "anchor": "y3", "range": [0, xmax],
+        "xaxis3": {"domain": [split + 0.12, 1], "anchor": "y3", "range": [0, xmax],
                    "title": {"text": "iteration"}},
         "yaxis3": {"domain": [0, 0.44], "anchor": "x3", "title": {"text": "IoU > 0.5 (%)"}, "range": [0, 102]},
-        "annotations": [{"text": "green: ground truth (evaluation only) · red: the transformer's crop",
-                         "xref": "paper", "yref": "paper", "x": 0, "y": 1, "yanchor": "bottom",
-                         "xanchor": "left", "showarrow": False, "font": {"size": 11}}],
+        "images": [{"source": png_data_uri(img), "xref": "x", "yref": "y", "x": -0.5, "y": -0.5, "sizex": w,
+                    "sizey": h, "xanchor": "left", "yanchor": "top", "sizing": "stretch", "layer": "below"}],
     }
     fig: dict = {"data": data, "layout": layout}
     if animate:
         fig["frames"] = [{"name": str(it_list[k]), "data": moving(k), "traces": moving_idx}
                          for k in range(t)]
-        play = {"frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0},
+        play = {"frame": {"duration": 120, "redraw": False}, "transition": {"duration": 0},
                 "fromcurrent": True, "mode": "immediate"}
+        # Play/Pause above the panels (in view without scrolling), the slider on its own row
+        # below: they never overlap, however narrow the chart
         layout["updatemenus"] = [{
-            "type": "buttons", "direction": "left", "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
-            "pad": {"t": 40, "r": 10}, "showactive": False,
+            "type": "buttons", "direction": "left", "x": 0, "y": 1, "xanchor": "left", "yanchor": "bottom",
+            "pad": {"b": 8}, "showactive": False,
             "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
                         {"label": "❚❚ Pause", "method": "animate",
                          "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate",
                                            "transition": {"duration": 0}}]}]}]
         layout["sliders"] = [{
-            "active": frame, "x": 0.16, "y": 0, "len": 0.84, "xanchor": "left", "yanchor": "top",
-            "pad": {"t": 30}, "currentvalue": {"prefix": "iteration ", "visible": True},
+            "active": frame, "x": 0, "y": 0, "len": 1, "xanchor": "left", "yanchor": "top",
+            "pad": {"t": 20}, "currentvalue": {"prefix": "iteration ", "visible": True},
             "steps": [{"label": str(it_list[k]), "method": "animate",
-                       "args": [[str(it_list[k])], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                       "args": [[str(it_list[k])], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate",
                                                     "transition": {"duration": 0}}]} for k in range(t)]}]
     return go.Figure(fig)

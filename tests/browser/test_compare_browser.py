@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import screenshot, wait_idle
+from .test_widths import CHARTS_DRAWN, CLIPPED, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     not (Path(__file__).resolve().parents[2] / "checkpoints" / "rts_st-cnn_affine.pt").is_file(),
@@ -18,7 +19,7 @@ def test_extra_rotation_updates_both_predictions(page, server):
     page.goto(server["url"] + "/compare?cmp_task=rts&cmp_index=7")
     wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(5)  # input + grid, V, two probability charts, what the transformer learned
+    expect(charts).to_have_count(8)  # input + grid, V, two probability charts, four of what the transformer learned
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                               .every(c => c.querySelector('.main-svg'))""")
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -43,12 +44,14 @@ def test_what_the_transformer_learned_panel(page, server):
     expect(verdict).to_be_visible()
     text = verdict.inner_text()
     assert text.startswith(("Undoes", "Collapsed")) and "shift r = " in text, text
-    chart = page.locator('[data-testid="stPlotlyChart"]').nth(4)
-    chart.locator(".main-svg").first.wait_for()
-    titles = chart.locator("text").evaluate_all(
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(6)  # the view's four, then one per quantity the cluttered test set knows
+    page.wait_for_function(CHARTS_DRAWN)
+    titles = [charts.nth(i).locator("text").evaluate_all(
         "els => els.filter(e => /^x\\d*title$/.test(e.getAttribute('class'))).map(e => e.textContent)")
-    assert titles == ["digit centre x", "IoU with the digit's box"], titles  # cluttered: shift + the box
-    assert chart.locator(".bars .point").count() > 0  # the IoU histogram is drawn
+        for i in (4, 5)]
+    assert titles == [["digit centre x"], ["IoU with the digit's box"]], titles  # cluttered: shift + the box
+    assert charts.nth(5).locator(".bars .point").count() > 0  # the IoU histogram is drawn
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "compare_learned")
 
@@ -75,11 +78,10 @@ def test_drawn_digit_is_classified_and_clear_resets(page, server):
     expect(charts).to_have_count(0)
     stroke(page, canvas, [(0.5, 0.15), (0.5, 0.85)])  # a "1"
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "1")
-    expect(charts).to_have_count(5, timeout=30_000)
+    expect(charts).to_have_count(8, timeout=30_000)
     expect(page.get_by_text("as the models see it")).to_be_visible()
-    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                              .every(c => c.querySelector('.main-svg'))""")
-    titles = charts.locator(".gtitle").evaluate_all("els => els.map(e => e.textContent)")
+    page.wait_for_function(CHARTS_DRAWN)
+    titles = page.locator('.st-key-cmp_view_row [data-testid="stMarkdownContainer"] strong').all_inner_texts()
     # a vertical stroke is a "1" to both models (the titles name the predicted class)
     assert [t.split(" (")[0] for t in titles[-2:]] == ["CNN: 1", "ST-CNN: 1"], titles
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -92,3 +94,55 @@ def test_drawn_digit_is_classified_and_clear_resets(page, server):
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "0")
     expect(page.get_by_text("Draw a digit in the black square")).to_be_visible(timeout=30_000)
     expect(charts).to_have_count(0)
+
+
+def test_show_brings_the_shown_image_into_view_without_the_extra_distortion(page, server):
+    page.goto(server["url"] + "/compare?cmp_task=rts")
+    wait_idle(page)
+    rotation = page.locator('[data-testid="stSlider"]').filter(has_text="rotation").locator('input[type="range"]')
+    rotation.focus()
+    page.keyboard.press("End")
+    expect(page.get_by_text("Extra distortion on: rotation 180°")).to_be_visible()
+    show = page.locator(".st-key-cmp_gallery_a_wrong_b_right").get_by_role("button", name="show").first
+    show.scroll_into_view_if_needed()
+    view = page.locator(".st-key-cmp_view")
+    assert view.bounding_box()["y"] < 0  # scrolled past it
+    show.click()
+    expect(rotation).to_have_value("0")
+    expect(page.get_by_text("Extra distortion on")).to_have_count(0)
+    page.wait_for_function("""() => { const r = document.querySelector('.st-key-cmp_view').getBoundingClientRect();
+                                      return r.top >= 0 && r.top < window.innerHeight / 2; }""")
+    screenshot(page, "compare_show")
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "checkpoints" / "addition_2st-fcn_affine.pt").is_file(),
+                    reason="needs the committed addition checkpoints")
+@pytest.mark.parametrize("width", (800, 1400))
+def test_addition_reads_at_both_widths(browser, server, width):
+    ctx, page = open_page(browser, server["url"] + "/compare?cmp_task=addition", width)
+    try:
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.evaluate(CLIPPED) == []
+        expect(page.get_by_role("combobox", name="distortion task")).to_have_value("MNIST addition")
+        expect(page.get_by_role("combobox", name="model with two parallel transformers")).to_have_value("2×ST-FCN Aff")
+        # the sums' bar charts: 0, 2, …, 18, upright
+        for name in ("CNN: sum", "2×ST-FCN Aff: sum"):
+            card = page.locator('[data-testid="stVerticalBlock"]').filter(
+                has=page.locator("strong", has_text=name)).last
+            ticks = card.locator(".xtick text")
+            assert ticks.all_text_contents() == [str(k) for k in range(0, 19, 2)]
+            assert all("rotate" not in (t or "") for t in ticks.evaluate_all("els => els.map(e => e.getAttribute('transform'))"))
+        # every gallery card's "show" button at the same height as its neighbours'
+        for row in page.locator('[class*="st-key-cmp_gallery_"]').all():
+            tops = row.evaluate("""r => [...r.querySelectorAll('[data-testid="stButton"]')].map(b => {
+                const img = b.parentElement.closest('[data-testid="stVerticalBlock"]').querySelector('img');
+                return [Math.round(img.getBoundingClientRect().top), Math.round(b.getBoundingClientRect().top)]; })""")
+            by_line = {}
+            for img_top, button_top in tops:
+                by_line.setdefault(img_top, set()).add(button_top)
+            assert all(len(b) == 1 for b in by_line.values()), tops
+            assert row.get_by_role("button", name="show").first.inner_text().strip() == "show"
+        screenshot(page, f"compare_addition_{width}")
+    finally:
+        ctx.close()
+

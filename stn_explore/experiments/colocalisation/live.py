@@ -15,8 +15,9 @@ class LiveRun:
     """A co-localisation run on a background thread, for an interactive session.
 
     ``start()`` returns at once; ``latest`` is the newest recorded checkpoint dict (None before
-    the first record), ``done``/``error`` tell how it ended, ``stop()`` asks it to end after
-    the current iteration (the result keeps everything recorded so far). Torch releases the
+    the first record), ``done``/``error`` tell how it ended, ``stop()`` asks it to end at the
+    next recorded iteration (at most ``cfg.record_every`` iterations later), so a stopped run
+    ends on a recorded frame and keeps everything recorded so far. Torch releases the
     interpreter lock in its kernels, so other work in the process goes on while it trains.
     """
 
@@ -29,9 +30,11 @@ class LiveRun:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"coloc-live-{cfg.digit}", daemon=True)
         self._latest: dict | None = None
+        self._steps = 0          # iterations done (train() asks should_stop once after each)
         self.result: dict | None = None
         self.error: str | None = None
         self.started = time.time()
+        self.ended: float | None = None
 
     def start(self) -> "LiveRun":
         self._thread.start()
@@ -44,14 +47,40 @@ class LiveRun:
     def _run(self) -> None:
         try:
             res = train(self.cfg, train_digits=self._digits[0], test_digits=self._digits[1], progress=False,
-                        on_record=self._record, should_stop=self._stop.is_set, log=lambda *a: None)
+                        on_record=self._record, should_stop=self._should_stop, log=lambda *a: None)
             with self._lock:
                 self._latest = self.result = res
         except Exception as exc:  # reported to the page, never raised on the server thread
             self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ended = time.time()
+
+    def _should_stop(self) -> bool:
+        """Called by train() after every iteration: stop only once asked and the iteration just
+        done was recorded."""
+        self._steps += 1
+        if not self._stop.is_set():
+            return False
+        latest = self.latest
+        return latest is not None and int(latest["iteration"]) == self._steps
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def iteration(self) -> int:
+        """Iterations done so far (records come every ``cfg.record_every``)."""
+        return self._steps
+
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop, still running to its next recorded iteration."""
+        return self._stop.is_set() and self.running
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds since start, until it ended."""
+        return (self.ended or time.time()) - self.started
 
     @property
     def latest(self) -> dict | None:

@@ -15,9 +15,13 @@ def run_summary(run: dict) -> str:
     f, d = run["final"], run["data"]
     source = f" ({d['train_source']})" if d.get("train_source") else ""
     if f is None:
+        # while training, accuracy is measured on the first n_eval held-out images only (as many as
+        # there are, if fewer); a finished run is scored on all of them
+        n_held = d.get("n_held_out", run["config"]["n_eval"])
+        n_tracked = min(run["config"]["n_eval"], n_held)
         return (f"Stopped after {run['iteration']} of {run['config']['iterations']} iterations — the last "
-                f"recorded accuracy is {run['recording']['accuracy'][-1]:.0f}% of {run['config']['n_eval']} "
-                f"held-out boxes.")
+                f"recorded accuracy is {run['recording']['accuracy'][-1]:.0f}% of the first {n_tracked} of the "
+                f"{n_held} held-out boxes (a finished run is scored on all {n_held}).")
     return (f"After {run['iteration']} iterations: **{f['accuracy']:.1f}%** of {f['n']} held-out boxes have "
             f"IoU > 0.5 with the ground truth (mean IoU {f['mean_iou']:.2f}). Trained on the "
             f"{d['n_train_digits']} training digits of class {run['config']['digit']}{source}."
