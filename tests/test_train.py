@@ -3,6 +3,7 @@ pickles, and the evaluator reproduces the recorded error."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -243,3 +244,16 @@ def test_a_second_process_training_the_same_file_is_refused(tmp_path, idx_dir):
         holder.join(10)
     run(tiny_cfg(), out, idx_dir)
     assert out.is_file()
+
+
+def test_results_command_reproduces_every_recipe_option():
+    # the command printed in results.md, parsed by the training CLI, gives back the same recipe
+    import shlex
+
+    tc = train.TrainConfig(task="cluttered", model="st-cnn", transform="affine", epochs=7, lr=0.001,
+                           loc_lr_scale=0.5, optimizer="adam", noise=4, st_out_size=30, loc_pool=2,
+                           ramp_epochs=3, st_init_scale=0.5, seed=2, test_seed=5, n_test=300, n_train=900)
+    cmd = results_mod.command_for(dataclasses.asdict(tc), "checkpoints/x.pt")
+    args = train.build_parser().parse_args(shlex.split(cmd)[3:])
+    for key in train.RECIPE_KEYS + ("epochs", "lr", "loc_lr_scale"):
+        assert getattr(args, key) == getattr(tc, key), key
