@@ -154,17 +154,8 @@ def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 200) -
     return out
 
 
-def ink_share(v: np.ndarray) -> np.ndarray:
-    """For transformer outputs ``(N, C, H, W)``: each channel's share of the total ink
-    ``(N, C)`` (rows sum to 1; NaN where V is empty). In MNIST addition channel c holds
-    digit c, so a transformer that attends to one digit has a share near 1 for it."""
-    v = np.asarray(v, dtype=np.float64)
-    if v.ndim != 4:
-        raise ValueError(f"v must have shape (N, C, H, W), got {v.shape}")
-    ink = v.clip(0, None).sum((2, 3))
-    tot = ink.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tot > 0, ink / np.where(tot > 0, tot, 1), np.nan)
+#: each channel's share of a transformer output's ink (MNIST addition); see diagnostics.ink_share
+ink_share = G.ink_share
 
 
 def extra_distortion(images: np.ndarray, angle: float = 0.0, scale: float = 1.0,
