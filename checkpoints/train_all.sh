@@ -19,7 +19,7 @@ run() { # task model [transform [extra recipe flags...]]
 # "Transformers that do what the paper shows". Their --epochs come after $EPOCHS and win.
 ROT="--epochs 80 --ramp-epochs 30"            # R: the rotation range grows over 30 of 80 epochs
 RTS="--epochs 80 --ramp-epochs 20"            # RTS (±45°): over 20 of 80
-CLUTTER="--epochs 80 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --st-out-size 30 --loc-pool 2 --ramp-epochs 12 --st-init-scale 0.5"
+CLUTTER="--epochs 80 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --st-out-size 36 --loc-pool 2 --ramp-epochs 12 --st-init-scale 0.5"
 queue_a() {
   run rts cnn; run rts st-cnn affine $RTS
   run r cnn; run r st-cnn affine $ROT
