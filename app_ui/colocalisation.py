@@ -74,11 +74,25 @@ def seconds_per_iteration() -> float:
     return S.get("coloc_pace", SECONDS_PER_ITERATION)
 
 
+def _abandon_all(runs: list) -> None:
+    for run in runs:
+        run.abandon()
+
+
+@st.cache_resource(scope="session", on_release=_abandon_all, show_spinner=False)
+def _session_runs() -> list:
+    """The live runs this session started. Streamlit releases session-scoped resources when
+    the session ends (its browser tab closed), and then every run still training is abandoned:
+    its thread ends after the current iteration instead of training on for nobody."""
+    return []
+
+
 def start_live(digit: int, noise: int) -> None:
     train_d, test_d = digits()
     cfg = C.live_config(digit, noise, S["coloc_live_iters"], localiser=S["coloc_live_localiser"])
     S[LIVE_N] = S.get(LIVE_N, 0) + 1
     S[LIVE] = C.LiveRun(cfg, train_d, test_d).start()
+    _session_runs().append(S[LIVE])
 
 
 def stop_live() -> None:

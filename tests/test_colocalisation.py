@@ -389,6 +389,22 @@ def test_live_run_trains_on_a_thread_and_stops():
     assert slow.done and slow.result["stopped"] and slow.result["iteration"] < 10_000
 
 
+def test_abandoned_live_run_ends_after_the_current_iteration():
+    # stop() waits for the next recorded iteration; abandon() (the session ended) does not
+    import time
+
+    tr, te = synthetic_digits(60, 1), synthetic_digits(40, 2)
+    run = C.LiveRun(small_cfg(iterations=10_000, shrink_iterations=10, record_every=1000), tr, te).start()
+    for _ in range(600):
+        if run.iteration >= 2:
+            break
+        time.sleep(0.05)
+    run.abandon()
+    run.join(60)
+    assert not run.running and run.error is None
+    assert run.iteration < 1000  # it did not go on to the next record
+
+
 def test_coloc_figure_has_one_frame_per_record():
     from stn_explore.explorer import figures
 

@@ -77,12 +77,6 @@ class StillTraining(AssertionError):
 
 @pytest.mark.skipif(not list((ROOT / "checkpoints").glob("coloc_*_clean.pt")),
                     reason="needs a committed co-localisation run")
-@pytest.mark.xfail(strict=True, raises=StillTraining, reason=(
-    "the live run lives in st.session_state (app_ui/colocalisation.py start_live) and nothing stops it when its "
-    "session ends: the thread trains on to its last iteration. Fix: keep it in "
-    "@st.cache_resource(scope='session', on_release=lambda run: run.stop()) — Streamlit releases session-scoped "
-    "resources when the tab's connection closes — or have LiveRun stop itself when `latest` has not been read "
-    "for ~10 s (the page polls it every second)"))
 def test_closing_the_tab_of_a_live_run_frees_its_thread(browser, fresh_server):
     # a server of its own, stopped after the test: a run left training must not slow the other tests
     url = fresh_server["url"]

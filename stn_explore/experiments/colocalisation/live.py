@@ -27,6 +27,7 @@ class LiveRun:
         self.cfg = cfg.check()
         self._digits = (train_digits, test_digits)
         self._stop = threading.Event()
+        self._abandon = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"coloc-live-{cfg.digit}", daemon=True)
         self._latest: dict | None = None
@@ -59,12 +60,20 @@ class LiveRun:
         """Called by train() after every iteration: stop only once asked and the iteration just
         done was recorded."""
         self._steps += 1
+        if self._abandon.is_set():
+            return True
         if not self._stop.is_set():
             return False
         latest = self.latest
         return latest is not None and int(latest["iteration"]) == self._steps
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def abandon(self) -> None:
+        """End after the current iteration, recorded or not: nobody is watching any more
+        (the page's session ended, e.g. its browser tab closed)."""
+        self._abandon.set()
         self._stop.set()
 
     @property
