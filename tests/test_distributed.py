@@ -36,7 +36,7 @@ def torchrun(command: str, cwd: Path, timeout: float = 240) -> subprocess.Comple
     torch.distributed.run`` is torchrun), stn_explore importable, one thread per process."""
     argv = shlex.split(command)
     assert argv[0] == "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(cwd),  # torchelastic's folders go with cwd
            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv[1:]], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
