@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +44,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 
 PAGES = ("/playground", "/compare")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -75,26 +74,8 @@ SETTLE = """async ([t0, quiet, cap]) => {
 
 
 # ----------------------------------------------------------------------------- the server
-@contextlib.contextmanager
-def app_server(log: Path):
-    """`streamlit run app.py` on a free loopback port; yields (url, process)."""
-    port = free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, proc)
-            yield url, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+#: `streamlit run app.py` on a free loopback port; yields (url, process)
+app_server = streamlit_process
 
 
 def rss_mb(pid: int) -> float:

@@ -46,6 +46,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> Non
 @contextlib.contextmanager
 def streamlit_server(log_path: Path):
     """Run `streamlit run app.py` headless on a free loopback port; yield its base URL."""
+    with streamlit_process(log_path) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_process(log_path: Path):
+    """:func:`streamlit_server`, yielding ``(url, process)`` (benchmarks read the server's pid)."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -56,7 +63,7 @@ def streamlit_server(log_path: Path):
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, proc)
-            yield url
+            yield url, proc
         finally:
             proc.terminate()
             try:
