@@ -76,6 +76,9 @@ def test_zoomed_start_is_part_of_the_recipe(tmp_path, idx_dir):
     with pytest.raises(CheckpointError, match="st_init_scale"):
         run(tiny_cfg(epochs=2), tmp_path / "m.pt", idx_dir, resume=True)
     assert res["history"][0]["transformers"][0]["mean_size"] < 1  # the per-epoch summary is kept
+    for bad in ("0", "-1", "nan", "inf"):
+        with pytest.raises(SystemExit):
+            train.build_parser().parse_args(["--st-init-scale", bad])
     first = build_model(ModelArgs(**{**ModelArgs().to_dict(), "st_init_scale": 0.5}))
     assert first.transformers[0].regressor.bias[:6].tolist() == [0.5, 0, 0, 0, 0.5, 0]
 

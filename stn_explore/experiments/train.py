@@ -345,6 +345,13 @@ def _train(cfg: TrainConfig, out: Path, *, ctx: Context | None = None, amp: bool
     return result
 
 
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m stn_explore.train", description=__doc__,
@@ -363,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the input makes the transformer zoom in to keep detail (cluttered recipe: 30)")
     g.add_argument("--loc-pool", type=int, default=1, metavar="K",
                    help="the localisation net sees the input max-pooled K× (default 1; cluttered recipe: 2)")
-    g.add_argument("--st-init-scale", type=float, default=1.0, metavar="S",
+    g.add_argument("--st-init-scale", type=_positive_float, default=1.0, metavar="S",
                    help="start the transformer(s) as a centred zoom onto the middle S of the input's side "
                         "instead of the identity (default 1: the identity, the paper's initialisation)")
     g = ap.add_argument_group("schedule (SGD with momentum, as in the paper)")
