@@ -367,6 +367,16 @@ def test_cli_retries_failed_runs_with_the_next_seed_and_keeps_the_lowest_loss(tm
     assert colocalise.main(base[:-1] + [str(out2), "--resume", "--retry-above", "100"]) == 0
     assert [a["seed"] for a in load_checkpoint(out2)["attempts"]] == [0, 7]
     assert list(tmp_path.glob("ok.pt.seed*")) == []
+    # killed after the comparison was saved, while the set-aside files were being removed: --resume
+    # only removes them (each attempt listed once, no new attempt even though all "failed")
+    compared = load_checkpoint(out)
+    for seed in (0, 2):
+        save_checkpoint(tmp_path / f"run.pt.seed{seed}", {**ck0, "config": {**ck0["config"], "seed": seed}})
+    assert colocalise.main(base + ["--resume", "--retries", "2", "--retry-above", "-1"]) == 0
+    assert "retrying" not in capsys.readouterr().out
+    assert load_checkpoint(out)["attempts"] == compared["attempts"]
+    assert load_checkpoint(out)["config"]["seed"] == compared["config"]["seed"]
+    assert list(tmp_path.glob("run.pt.seed*")) == []
     capsys.readouterr()
     assert colocalise.main(base[:-1] + [str(tmp_path / "new.pt"), "--retries", "-1"]) == 2
     assert "--retries must be ≥ 0" in capsys.readouterr().err

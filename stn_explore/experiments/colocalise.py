@@ -142,7 +142,13 @@ def _park(out: Path, ckpt: dict, cfg: C.ColocConfig, args) -> C.ColocConfig:
 
 def _keep_best(out: Path, ckpt: dict) -> dict:
     """Of this attempt and the parked ones, keep the lowest final training loss in ``out``
-    (the attempts are listed in ``ckpt["attempts"]``); remove the parked files."""
+    (the attempts are listed in ``ckpt["attempts"]``); remove the parked files. If ``ckpt``
+    already holds the comparison (a kill came after it was saved, while the parked files were
+    being removed), only the removal is finished: its attempts are not counted twice."""
+    if "attempts" in ckpt:
+        for p in _parked(out):
+            p.unlink()
+        return ckpt
     runs = [(p, load_checkpoint(p)) for p in _parked(out)] + [(out, ckpt)]
     losses = [C.final_training_loss(c) for _, c in runs]
     attempts = sorted(({"seed": int(c["config"]["seed"]), "final_training_loss": float(loss),
@@ -174,7 +180,14 @@ def _plan(args, out: Path, cfg: C.ColocConfig):
         cfg = C.ColocConfig(**{**asdict(saved), "iterations": max(cfg.iterations, saved.iterations),
                                "threads": cfg.threads})
         if resume_from["iteration"] >= cfg.iterations and resume_from.get("final"):
-            if not _failed(resume_from, args, cfg) or len(_parked(out)) >= args.retries:
+            if "attempts" in resume_from:   # the attempts were compared: no more retries
+                if _parked(out):            # (killed while removing the set-aside files)
+                    done = resume_from
+                else:
+                    print(f"{out} is finished ({resume_from['iteration']} iterations): "
+                          f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
+                    return None
+            elif not _failed(resume_from, args, cfg) or len(_parked(out)) >= args.retries:
                 if not _parked(out):
                     print(f"{out} is finished ({resume_from['iteration']} iterations): "
                           f"{resume_from['final']['accuracy']:.1f}% of boxes correct")
