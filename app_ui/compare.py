@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from components.compare_live import compare_live, digest, float_payload, image_payload
 from components.digit_pad import digit_pad
 from stn_explore.experiments.checkpoint import default_checkpoint_dir
 from stn_explore.explorer import compare, figures
+from stn_explore.explorer import compare_live as live
 
 from .inputs import image_input
 
@@ -23,8 +25,6 @@ FOLDER = default_checkpoint_dir()
 SHOWN_FOLDER = Path(os.path.relpath(FOLDER)) if Path.cwd() in FOLDER.resolve().parents else FOLDER
 N_SHOWN = 1000  # test images offered on this page: the fixed 1,000-image test set of the task (seed 0)
 CFG = {"displayModeBar": False}
-#: the extra distortion's sliders and their "off" values
-NO_DISTORTION = {"cmp_angle": 0, "cmp_scale": 1.0, "cmp_sx": 0.0, "cmp_sy": 0.0}
 #: screen sizes (px) of /compare's cards: images, probability bars, gallery thumbnails. Cards sit
 #: in wrapping rows, so four of them fit one row at 1400 px and two at 800 px (sidebar open).
 #: (Streamlit draws no plotly chart narrower than 150 px: smaller cards would clip theirs)
@@ -113,7 +113,7 @@ def url_selectbox(label: str, options, key: str, format_func, **kwargs):
 
 
 def reset_distortion() -> None:
-    S.update(NO_DISTORTION)
+    live.reset(S)
 
 
 def pick(index: int, show: bool = False) -> None:
@@ -199,25 +199,76 @@ def distortion_note(angle: float, scale: float, shift: tuple[float, float]) -> s
     return ", ".join(parts) or None
 
 
-def extra_distortion() -> tuple[float, float, tuple[float, float]]:
-    """The user's extra rotation, scale and shift; while any is on, a notice says so above the
-    predictions (it stays on through 'random' and index changes, and a gallery 'show' or a task
-    change turns it off)."""
-    for key, off in NO_DISTORTION.items():
-        S.setdefault(key, off)
-    st.markdown("**Your extra distortion** (applied to the shown image)")
-    row = st.container(horizontal=True, gap="medium")
-    angle = row.slider("rotation (°)", -180, 180, step=5, key="cmp_angle", width=200)
-    scale = row.slider("scale", 0.5, 1.5, step=0.05, key="cmp_scale", width=200)
-    sx = row.slider("shift x", -0.5, 0.5, step=0.05, key="cmp_sx", width=200)
-    sy = row.slider("shift y", -0.5, 0.5, step=0.05, key="cmp_sy", width=200)
-    note = distortion_note(angle, scale, (sx, sy))
+def distortion_notice(angle: float, scale: float, shift: tuple[float, float]) -> None:
+    """While the extra distortion is on: a notice saying so, and a reset button."""
+    note = distortion_note(angle, scale, shift)
     if note:
         n1, n2 = st.columns([4, 1], vertical_alignment="center")
         n1.warning(f"Extra distortion on: {note}. The predictions below are for the distorted image.",
                    icon=":material/rotate_right:")
         n2.button("reset", key="cmp_reset", icon=":material/restart_alt:", on_click=reset_distortion)
-    return angle, scale, (sx, sy)
+
+
+def extra_distortion() -> tuple[float, float, tuple[float, float]]:
+    """The user's extra rotation, scale and shift as stock sliders (MNIST addition; the other
+    tasks' sliders live in the live view's component); while any is on, a notice says so above
+    the predictions (it stays on through 'random' and index changes, and a gallery 'show' or a
+    task change turns it off). The values are kept in the URL (``cmp_angle``, …)."""
+    live.read_url(S, st.query_params)
+    live.values(S)
+    st.markdown("**Your extra distortion** (applied to the shown image)")
+    row = st.container(horizontal=True, gap="medium")
+    for key, (label, lo, hi, step, _) in live.SLIDERS.items():
+        row.slider(label, lo, hi, step=step, key=key, width=200, format="%.0f" if step >= 1 else "%.2f")
+    angle, scale, shift = live.values(S)
+    distortion_notice(angle, scale, shift)
+    live.sync_url(S, st.query_params)
+    return angle, scale, shift
+
+
+@st.cache_resource(show_spinner=False)
+def exported(task: str, st_row: str | None = None) -> dict:
+    """Both models of a pair as the browser runs them (``compare_live.encode``), their key, and
+    why the browser cannot run them (None when it can); shared read-only across sessions."""
+    (cnn, stcnn), _ = models(task, st_row)
+    try:
+        a, b = (live.encode(live.export_model(m.model)) for m in (cnn, stcnn))
+    except ValueError as exc:
+        return {"a": None, "b": None, "why": f"the browser cannot run these models: {exc}",
+                "key": f"{task}:{st_row}:server"}
+    return {"a": a, "b": b, "why": None, "key": digest(task, str(st_row), a["weights"], b["weights"])}
+
+
+def _need_models() -> None:
+    S.pop("cmp_live_sent", None)
+
+
+def live_view(task: str, st_row: str | None, shown: np.ndarray, label, cnn, stcnn, name_b: str) -> None:
+    """The single-image view (one ST): the sliders, the distorted input with the ST's grid, V
+    and both models' probabilities in one component that previews every slider move in the
+    browser; on release the server's result (computed here with stn_explore) is drawn."""
+    live.read_url(S, st.query_params)
+    angle, scale, shift = live.values(S)
+    distortion_notice(angle, scale, shift)
+    img = compare.extra_distortion(shown, angle, scale, shift)
+    a, b = compare.predict(cnn.model, img), compare.predict(stcnn.model, img)
+    ex = exported(task, st_row)
+    send = S.get("cmp_live_sent") != ex["key"]
+    S["cmp_live_sent"] = ex["key"]
+    values = {key: float(S[key]) for key in live.SLIDERS}
+    server = {"values": values, "u": image_payload(img[0]), "probs": [a["probs"][0].tolist(), b["probs"][0].tolist()],
+              "v": float_payload(b["v"][0, 0]) if "v" in b else None,
+              "theta": live.theta_from_grid(b["grid"][0]).ravel().tolist() if "grid" in b else None}
+    models_data = {"key": ex["key"], "why": ex["why"], "a": ex["a"] if send else None, "b": ex["b"] if send else None}
+    compare_live(key="cmp_live", image=shown[0], values=values, sliders=live.controls(S), ack=S.get(live.ACK, 0),
+                 label=label, names=("CNN", name_b), server=server, models=models_data,
+                 st_out=tuple(b["v"].shape[-2:]) if "v" in b else None, px=IMG_PX,
+                 on_change=lambda: live.apply_live(S, (S.get("cmp_live") or {}).get("params")),
+                 on_need=_need_models)
+    st.caption("red: the prediction" + ("" if label is None else f"; black outline: the true class ({label})")
+               + ". While you drag a slider your browser distorts the digit and runs both models itself; "
+               "on release the server recomputes everything with stn_explore and its result is shown.")
+    live.sync_url(S, st.query_params)
 
 
 def card(row, title: str, width: int):
@@ -238,18 +289,6 @@ def probabilities(row, name: str, res: dict, label, key: str, what: str = "", wi
     verdict = "" if label is None else (" ✓" if p.argmax() == label else " ✗")
     chart(card(row, f"{name}: {what}{p.argmax()}{verdict} ({p.max():.0%})", width),
           figures.probabilities_figure(p, true_label=label, width=width, height=200), key)
-
-
-def single_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:
-    """The ST-CNN's grid on the input, its output V, both models' class probabilities."""
-    px = IMG_PX / max(u.shape[-2:])
-    row = st.container(horizontal=True, gap="small", key="cmp_view_row")
-    chart(card(row, "input + ST grid", IMG_PX + 8),
-          figures.grid_overlay_figure(u, b["grid"][0], None, px=px, max_lines=14), "cmp_u")
-    chart(card(row, "ST output V", IMG_PX + 8), figures.image_figure(b["v"][0, 0], px=px), "cmp_v")
-    probabilities(row, "CNN", a, label, "cmp_pa")
-    probabilities(row, name_b, b, label, "cmp_pb")
-    st.caption("red: the prediction" + ("" if label is None else f"; black outline: the true class ({label})"))
 
 
 def addition_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:

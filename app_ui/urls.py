@@ -100,6 +100,12 @@ URL_KEYS: dict[str, dict[str, Check]] = {
         "cmp_add_model": choice("2st-fcn_affine", "2st-fcn_projective", "2st-fcn_tps", "2st-cnn_affine"),
         "cmp_source": choice("test set", "your own image", "draw a digit"),
         "cmp_index": integer(0, 999),
+        # the extra distortion: the ranges of stn_explore/explorer/compare_live.py SLIDERS (not imported
+        # here: it loads torch; tests/test_compare_live.py checks they agree)
+        "cmp_angle": number(-180, 180),
+        "cmp_scale": number(0.5, 1.5),
+        "cmp_sx": number(-0.5, 0.5),
+        "cmp_sy": number(-0.5, 0.5),
     },
 }
 

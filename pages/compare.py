@@ -46,10 +46,12 @@ shown, label = ui.chosen_digit(task, images, labels, source)
 
 @st.fragment
 def view() -> None:
-    angle, scale, shift = ui.extra_distortion()
+    if task != "addition":  # sliders, input + grid, V, probabilities: live in the browser (issue 17)
+        ui.live_view(task, st_row, shown, label, cnn, stcnn, name_b)
+        return
+    angle, scale, shift = ui.extra_distortion()  # addition: stock sliders, the server's view on release
     img = compare.extra_distortion(shown, angle, scale, shift)
-    a, b = compare.predict(cnn.model, img), compare.predict(stcnn.model, img)
-    (ui.addition_view if task == "addition" else ui.single_view)(img[0] / 255.0, label, a, b, name_b)
+    ui.addition_view(img[0] / 255.0, label, compare.predict(cnn.model, img), compare.predict(stcnn.model, img), name_b)
 
 
 with st.container(key="cmp_view"):

@@ -96,6 +96,35 @@ def card_titles(at) -> list[str]:
     return [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
 
 
+def live(at) -> dict:
+    """The data of the single-image view's component (components/compare_live): the sliders'
+    values and the server's result for them."""
+    (el,) = at.get("bidi_component")
+    (data,) = json.loads(el.proto.json)
+    return data
+
+
+def live_titles(at) -> list[str]:
+    """Both models' card titles as the live view shows the server's result ("CNN: 7 ✓ (98%)")."""
+    d = live(at)
+    out = []
+    for name, p in zip(d["names"], d["server"]["probs"]):
+        k = int(np.argmax(p))
+        verdict = "" if d["label"] is None else (" ✓" if k == d["label"] else " ✗")
+        out.append(f"{name}: {k}{verdict} ({p[k]:.0%})")
+    return out
+
+
+def set_distortion(at, **values):
+    """Move the live view's sliders as a release in the browser does (compare_live.apply_live
+    stores them as plain session keys), then rerun."""
+    from stn_explore.explorer import compare_live
+
+    for key, v in values.items():
+        compare_live.set_value(at.session_state, key, v)
+    return at.run()
+
+
 HAS_RTS = (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file()
 needs_rts = pytest.mark.skipif(not HAS_RTS, reason="needs the committed RTS checkpoints")
 
@@ -105,15 +134,16 @@ needs_rts = pytest.mark.skipif(not HAS_RTS, reason="needs the committed RTS chec
 def test_compare_page_widgets_and_gallery():
     at = app()
     assert not at.exception, [e.value for e in at.exception]
-    figs = charts(at)
-    # input + grid, V, two probability charts, four of what the transformer learned; no sweep until asked
-    assert len(figs) == 8 and figs[2]["data"][0]["type"] == "bar"
-    v_before = figs[1]["data"][0]["source"]
+    # the view (input + grid, V, two probability bars) is one component; four charts of what the
+    # transformer learned; no sweep until asked
+    assert len(charts(at)) == 4 and len(live(at)["server"]["probs"]) == 2
+    v_before = live(at)["server"]["v"]
     for key, val in (("cmp_angle", 90), ("cmp_scale", 0.6), ("cmp_sx", 0.2), ("cmp_sy", -0.2)):
-        at.slider(key=key).set_value(val).run()
+        set_distortion(at, **{key: val})
         assert not at.exception
-    assert [t.split(":")[0] for t in card_titles(at)[2:4]] == ["CNN", "ST-CNN"]
-    assert charts(at)[1]["data"][0]["source"] != v_before  # the transformer saw the new input
+        assert live(at)["server"]["values"][key] == val
+    assert [t.split(":")[0] for t in live_titles(at)] == ["CNN", "ST-CNN"]
+    assert live(at)["server"]["v"] != v_before  # the transformer saw the new input
     at.number_input(key="cmp_index").set_value(5).run()
     at.button(key="cmp_random").click().run()
     assert not at.exception
@@ -144,7 +174,7 @@ def test_compare_page_says_what_the_transformer_learned():
     assert not at.exception, [e.value for e in at.exception]
     verdicts = [m.value for m in at.markdown if m.value.startswith("**Undoes") or m.value.startswith("**Collapsed")]
     assert len(verdicts) == 1 and "shift" in verdicts[0] and "rotation r = " in verdicts[0]
-    learned = charts(at)[4:8]  # one small figure per quantity: they wrap onto rows on a narrow window
+    learned = charts(at)[0:4]  # one small figure per quantity: they wrap onto rows on a narrow window
     titles = [f["layout"]["xaxis"]["title"]["text"] for f in learned]
     assert titles == ["applied rotation (°)", "digit centre x", "applied scale", "IoU with the digit's box"]
     assert len(learned[0]["data"][0]["x"]) == 1000  # one point per test image shown on the page
@@ -219,7 +249,7 @@ def test_compare_page_upload_own_digit():
     at.file_uploader(key="cmp_upload").upload("one.png", buf.getvalue(), "image/png").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("inverted" in m.value for m in at.markdown)
-    assert len(charts(at)) == 8  # input, V, two probability charts, four of what the transformer learned
+    assert len(charts(at)) == 4 and live(at)["server"]["probs"]  # the live view; four of what the transformer learned
     at.file_uploader(key="cmp_upload").upload("notes.txt", b"not an image", "text/plain").run()
     # (the name is markdown-escaped, "notes\\.txt")
     assert not at.exception and at.error and "notes.txt" in at.error[0].value.replace("\\", "")
@@ -323,17 +353,18 @@ def test_compare_page_draw_mode_waits_for_a_drawing():
 @needs_rts
 def test_gallery_show_turns_the_extra_distortion_off_and_scrolls_to_the_image():
     at = app()
-    at.slider(key="cmp_angle").set_value(45).run()
-    at.slider(key="cmp_scale").set_value(0.7).run()
+    set_distortion(at, cmp_angle=45)
+    set_distortion(at, cmp_scale=0.7)
     assert any("Extra distortion on: rotation 45°, scale 0.70" in w.value for w in at.warning)
     show = next(b for b in at.button if b.key and b.key.startswith("cmp_show_a_wrong_b_right_"))
     target = int(show.key.rsplit("_", 1)[1])
     show.click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.number_input(key="cmp_index").value == target
-    assert (at.slider(key="cmp_angle").value, at.slider(key="cmp_scale").value) == (0, 1.0)
+    assert (live(at)["values"]["cmp_angle"], live(at)["values"]["cmp_scale"]) == (0, 1.0)
+    assert live(at)["server"]["values"] == live(at)["values"]
     assert not any("Extra distortion on" in w.value for w in at.warning)
-    cnn, st_cnn = card_titles(at)[2:4]  # shown as the gallery said: CNN wrong, ST-CNN right
+    cnn, st_cnn = live_titles(at)  # shown as the gallery said: CNN wrong, ST-CNN right
     assert cnn.startswith("CNN:") and "✗" in cnn and st_cnn.startswith("ST-CNN:") and "✓" in st_cnn
     (html,) = at.get("html")  # the page scrolls to the view (checked in a browser: test_compare_browser)
     assert "scrollIntoView" in html.proto.body and "st-key-cmp_view" in html.proto.body
@@ -343,16 +374,20 @@ def test_gallery_show_turns_the_extra_distortion_off_and_scrolls_to_the_image():
 def test_extra_distortion_is_shown_while_on_and_a_task_change_turns_it_off():
     at = app()
     assert not at.warning
-    at.slider(key="cmp_angle").set_value(45).run()
+    set_distortion(at, cmp_angle=45)
     at.button(key="cmp_random").click().run()  # another image: the distortion stays, and says so
-    assert at.slider(key="cmp_angle").value == 45
+    assert live(at)["values"]["cmp_angle"] == 45 and at.query_params["cmp_angle"] == "45"
     assert any("Extra distortion on: rotation 45°" in w.value for w in at.warning)
     at.button(key="cmp_reset").click().run()
-    assert at.slider(key="cmp_angle").value == 0 and not at.warning
-    at.slider(key="cmp_sx").set_value(0.2).run()
+    assert live(at)["values"]["cmp_angle"] == 0 and not at.warning and "cmp_angle" not in at.query_params
+    set_distortion(at, cmp_sx=0.2)
     at.selectbox(key="cmp_task").set_value("r").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.slider(key="cmp_sx").value == 0.0 and not at.warning
+    assert live(at)["values"]["cmp_sx"] == 0.0 and not at.warning
+    # a shared link opens with its distortion (the URL keeps the sliders)
+    again = app(cmp_angle="30", cmp_sy="-0.1")
+    assert live(again)["server"]["values"] == {"cmp_angle": 30, "cmp_scale": 1.0, "cmp_sx": 0.0, "cmp_sy": -0.1}
+    assert any("Extra distortion on: rotation 30°, shift (+0.00, -0.10)" in w.value for w in again.warning)
 
 
 @needs_rts

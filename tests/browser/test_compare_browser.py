@@ -1,4 +1,5 @@
-"""/compare in a real browser: pick a task, change the extra rotation, predictions follow."""
+"""/compare in a real browser: pick a task, change the extra rotation, predictions follow.
+(The live view's tolerance against the server: test_compare_live.py.)"""
 
 from __future__ import annotations
 
@@ -15,24 +16,33 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
+SERVER_DRAWN = "() => window.__stnCompareLive?.status?.settled"
+BARS = """els => els.map(e => e.style.height)"""
+
+
+def rotation_slider(page):
+    return page.locator(".cmp-live").get_by_label("rotation (°)", exact=True)
+
+
 def test_extra_rotation_updates_both_predictions(page, server):
     page.goto(server["url"] + "/compare?cmp_task=rts&cmp_index=7")
     wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(8)  # input + grid, V, two probability charts, four of what the transformer learned
-    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                              .every(c => c.querySelector('.main-svg'))""")
+    expect(charts).to_have_count(4)  # four of what the transformer learned (the view is one component)
+    page.wait_for_function(CHARTS_DRAWN)
+    page.wait_for_function(SERVER_DRAWN)
     assert page.locator('[data-testid="stException"]').count() == 0
-    v_before = charts.nth(1).locator("image").first.get_attribute("href")
-    bars_before = charts.nth(2).locator(".point path").evaluate_all("els => els.map(e => e.getAttribute('d'))")
-    rotation = page.locator('[data-testid="stSlider"]').filter(has_text="rotation").locator('input[type="range"]')
+    view = page.locator(".cmp-live")
+    v_before = view.locator("canvas.cmp-v").evaluate("c => c.toDataURL()")
+    bars_before = [view.locator(f".cmp-p{s} .cmp-bar").evaluate_all(BARS) for s in "ab"]
+    rotation = rotation_slider(page)
     rotation.focus()
     page.keyboard.press("End")  # one key press: rotate the digit by 180°
     expect(rotation).to_have_value("180")
-    expect(charts.nth(1).locator("image").first).not_to_have_attribute("href", v_before)
-    page.wait_for_function("""(old) => { const c = document.querySelectorAll('[data-testid="stPlotlyChart"]')[2];
-        const d = [...c.querySelectorAll('.point path')].map(e => e.getAttribute('d'));
-        return JSON.stringify(d) !== JSON.stringify(old); }""", arg=bars_before)
+    page.wait_for_function(SERVER_DRAWN)
+    assert view.locator("canvas.cmp-v").evaluate("c => c.toDataURL()") != v_before
+    assert all(view.locator(f".cmp-p{s} .cmp-bar").evaluate_all(BARS) != bars_before[i] for i, s in enumerate("ab"))
+    expect(view.locator(".cmp-src")).to_have_text("computed by stn_explore on the server")
     screenshot(page, "compare_rotated")
 
 
@@ -45,13 +55,13 @@ def test_what_the_transformer_learned_panel(page, server):
     text = verdict.inner_text()
     assert text.startswith(("Undoes", "Collapsed")) and "shift r = " in text, text
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(6)  # the view's four, then one per quantity the cluttered test set knows
+    expect(charts).to_have_count(2)  # one per quantity the cluttered test set knows (the view is a component)
     page.wait_for_function(CHARTS_DRAWN)
     titles = [charts.nth(i).locator("text").evaluate_all(
         "els => els.filter(e => /^x\\d*title$/.test(e.getAttribute('class'))).map(e => e.textContent)")
-        for i in (4, 5)]
+        for i in (0, 1)]
     assert titles == [["digit centre x"], ["IoU with the digit's box"]], titles  # cluttered: shift + the box
-    assert charts.nth(5).locator(".bars .point").count() > 0  # the IoU histogram is drawn
+    assert charts.nth(1).locator(".bars .point").count() > 0  # the IoU histogram is drawn
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "compare_learned")
 
@@ -78,17 +88,23 @@ def test_drawn_digit_is_classified_and_clear_resets(page, server):
     expect(charts).to_have_count(0)
     stroke(page, canvas, [(0.5, 0.15), (0.5, 0.85)])  # a "1"
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "1")
-    expect(charts).to_have_count(8, timeout=30_000)
+    expect(charts).to_have_count(4, timeout=30_000)  # what the transformer learned; the view is a component
     expect(page.get_by_text("as the models see it")).to_be_visible()
     page.wait_for_function(CHARTS_DRAWN)
-    titles = page.locator('.st-key-cmp_view_row [data-testid="stMarkdownContainer"] strong').all_inner_texts()
+    page.wait_for_function(SERVER_DRAWN)
+    view = page.locator(".cmp-live")
+    titles = [view.locator(f".cmp-p{s} figcaption").inner_text() for s in "ab"]
     # a vertical stroke is a "1" to both models (the titles name the predicted class)
-    assert [t.split(" (")[0] for t in titles[-2:]] == ["CNN: 1", "ST-CNN: 1"], titles
+    assert [t.split(" (")[0] for t in titles] == ["CNN: 1", "ST-CNN: 1"], titles
     assert page.locator('[data-testid="stException"]').count() == 0
-    v_one = charts.nth(1).locator("image").first.get_attribute("href")
+    v_one = view.locator("canvas.cmp-v").evaluate("c => c.toDataURL()")
     stroke(page, canvas, [(0.2, 0.15), (0.5, 0.15)])  # a bar on top: now more like a "7"
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "2")
-    expect(charts.nth(1).locator("image").first).not_to_have_attribute("href", v_one, timeout=30_000)
+    page.wait_for_function("""(old) => { const s = window.__stnCompareLive?.server;
+        return s && JSON.stringify(s.u) !== old; }""", arg=page.evaluate("() => JSON.stringify(window.__stnCompareLive.server.u)"),
+                           timeout=30_000)
+    page.wait_for_function(SERVER_DRAWN)
+    assert view.locator("canvas.cmp-v").evaluate("c => c.toDataURL()") != v_one
     screenshot(page, "compare_drawn")
     page.locator(".stn-pad-clear").click()
     expect(page.locator(".stn-pad")).to_have_attribute("data-strokes", "0")
@@ -99,7 +115,7 @@ def test_drawn_digit_is_classified_and_clear_resets(page, server):
 def test_show_brings_the_shown_image_into_view_without_the_extra_distortion(page, server):
     page.goto(server["url"] + "/compare?cmp_task=rts")
     wait_idle(page)
-    rotation = page.locator('[data-testid="stSlider"]').filter(has_text="rotation").locator('input[type="range"]')
+    rotation = rotation_slider(page)
     rotation.focus()
     page.keyboard.press("End")
     expect(page.get_by_text("Extra distortion on: rotation 180°")).to_be_visible()
