@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import sys
 
 import streamlit as st
@@ -29,6 +30,18 @@ PAGES = [
 ]
 _ROUTED = "_stn_routed"
 _GOTO = "_stn_goto"
+
+
+def one_torch_thread() -> None:
+    """Make torch, once it is imported, run each computation on one thread (unless the user
+    set ``OMP_NUM_THREADS``). The app serves many small computations (one image through two
+    models per slider move) from many sessions at once; with torch's default of one thread
+    per core, each small convolution waited at OpenMP barriers for threads the other sessions,
+    a live run or the browsers were using: on /compare a slider move cost 88 ms of server CPU
+    instead of 19 ms on the 2-core machine (issue 18). Must run before torch is imported
+    (the first view of a fresh server imports no torch; see pages/playground.py). Runs that
+    train on a thread (/colocalisation, /learning) set their own thread count."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def run_router() -> None:

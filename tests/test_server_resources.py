@@ -1,14 +1,19 @@
-"""The server hands a closed session's memory back (issue 18: RSS after many sessions closed).
+"""How the app server shares its process between many sessions (issue 18).
 
 ``app_ui.shell.release_memory`` runs when Streamlit drops a session; it must return the C
 heap's free pages that threads left in their malloc arenas, which ``gc.collect`` alone does not.
+``one_torch_thread`` makes every torch computation of the app single-threaded unless the user
+says otherwise; Streamlit's full collection after every script run is switched off.
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import gc
+import os
+import subprocess
 import sys
+import tomllib
 import threading
 from pathlib import Path
 
@@ -70,3 +75,28 @@ def test_every_session_registers_the_release_hook():
     src = Path(shell.__file__).read_text()
     assert "_session_memory()" in src.split("def run_router", 1)[1].split("def ", 1)[0]
     assert 'scope="session"' in src and "on_release=lambda _: release_memory()" in src
+
+
+def _torch_threads_after_one_torch_thread(env: dict) -> int:
+    code = ("from app_ui.shell import one_torch_thread; one_torch_thread(); import torch; "
+            "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(shell.__file__).parents[1], env=env,
+                         capture_output=True, text=True, timeout=120, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def test_the_app_runs_torch_on_one_thread_unless_the_user_says_otherwise():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    assert _torch_threads_after_one_torch_thread(env) == 1
+    assert _torch_threads_after_one_torch_thread({**env, "OMP_NUM_THREADS": "2"}) == 2
+
+
+def test_app_py_limits_torch_threads_before_the_router_runs():
+    src = (Path(shell.__file__).parents[1] / "app.py").read_text()
+    assert src.index("one_torch_thread()") < src.index("run_router()")
+    assert "import torch" not in src
+
+
+def test_streamlit_does_not_collect_after_every_script_run():
+    cfg = tomllib.loads((Path(shell.__file__).parents[1] / ".streamlit" / "config.toml").read_text())
+    assert cfg["runner"]["postScriptGC"] is False
