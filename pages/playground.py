@@ -23,9 +23,9 @@ from components.warp_editor import warp_editor
 from stn_explore.explorer import playground as pg
 from stn_explore.explorer import playground_state as ps
 
-# Streamlit runs a full gc.collect(2) after every script run (runner.postScriptGC), holding the
-# GIL — and so the messages of the run — while it walks every live object. Freezing what the
-# imports created (once per process) keeps those walks short from the first view on.
+# A full collection walks every live object while holding the GIL — and so the messages of the
+# run. Streamlit's own after every script run is off (.streamlit/config.toml, runner.postScriptGC);
+# freezing what the imports created (once per process) keeps Python's automatic ones short too.
 if gc.get_freeze_count() == 0:
     gc.freeze()
 
@@ -55,9 +55,10 @@ st.markdown("**Drag the sliders or the handles** (or focus one and use the arrow
 def _load_torch() -> bool:
     """Once per process: import torch and the core, then move every object alive now out of the
     cycle collector's sight (``gc.freeze``). With torch, numpy and plotly loaded, Streamlit's
-    full ``gc.collect(2)`` after every script run took ≈ 350 ms on the 2-core machine and held
-    the GIL, delaying each rerun's messages to the browser by as much; automatic collections
-    during the import itself cost ≈ 1.5 s more. Frozen objects are still freed by reference
+    full ``gc.collect(2)`` after every script run (now switched off in .streamlit/config.toml)
+    took ≈ 350 ms on the 2-core machine and held the GIL, delaying each rerun's messages to the
+    browser by as much, and Python's automatic full collections walk the same objects;
+    automatic collections during the import itself cost ≈ 1.5 s more. Frozen objects are still freed by reference
     counting."""
     gc.disable()
     try:
