@@ -365,9 +365,11 @@ async def run(args) -> int:
             f"{lv['first']:.1f} s and reached iteration {lv['iteration']} by the end")
     blocked = sum(s.blocked for s in [*sessions, live])
     print(f"requests to other hosts than 127.0.0.1 (aborted): {blocked}")
-    span = cpu1[2] - cpu0[2]
+    span, presses = cpu1[2] - cpu0[2], max(1, len(all_quiet) + len(all_train))
     print(f"CPU while the sessions ran ({span:.0f} s, {os.cpu_count()} CPUs): server "
-          f"{(cpu1[0] - cpu0[0]) / span:.2f} cores, Chromium {(cpu1[1] - cpu0[1]) / span:.2f} cores")
+          f"{(cpu1[0] - cpu0[0]) / span:.2f} cores, Chromium {(cpu1[1] - cpu0[1]) / span:.2f} cores; per settled "
+          f"slider move {(cpu1[0] - cpu0[0]) / presses * 1e3:.0f} ms server, {(cpu1[1] - cpu0[1]) / presses * 1e3:.0f} ms "
+          f"Chromium (the server's share includes the live run's training)")
     print(f"server RSS: {rss_cold:.0f} MB started, {rss_before:.0f} MB before the sessions (warm), "
           f"peak {sampler.peak:.0f} MB, {rss_after:.0f} MB 10 s after they closed "
           f"({(rss_after / rss_before - 1) * 100:+.0f}% of before), {rss_ttl:.0f} MB "

@@ -183,7 +183,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30, help="key presses timed for the page settle")
     ap.add_argument("--moves", type=int, default=60, help="pointer moves timed on the slider")
-    ap.add_argument("--switches", type=int, default=5, help="warm page switches timed")
+    ap.add_argument("--switches", type=int, default=15, help="warm page switches timed (default 15)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
