@@ -53,6 +53,9 @@ PAGES = ("/playground", "/compare")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 SETTLE_CAP_MS = 10_000
 
+#: records the time of every DOM change of the page (not inside the components' shadow roots,
+#: where the browser's own preview draws at once: what is timed is the server's rerun reaching
+#: the page, as in bench_playground_latency)
 OBSERVER = """() => {
   window.__mut = []; const rec = () => window.__mut.push(performance.now());
   new MutationObserver(rec).observe(document.documentElement,
@@ -93,16 +96,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def chromium_cpu_seconds() -> float:
-    """CPU time used so far by every live Chromium process (browser, renderers, GPU/utility)."""
-    total = 0.0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if "chrom" in (d / "comm").read_text():
-                total += cpu_seconds(int(d.name))
-    return total
+class CpuTally:
+    """CPU seconds used so far by the server, Chromium and the benchmark (Python + Playwright's
+    node driver), counting processes that have exited since (a closed tab's renderer) at the
+    last value seen: call :meth:`read` often (the RSS sampler does, every 0.25 s)."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid, self.seen, self._lock = server_pid, {}, threading.Lock()
+
+    def _group(self, pid: int) -> str | None:
+        if pid == self.server_pid:
+            return "server"
+        if pid == os.getpid():
+            return "benchmark"
+        comm = Path(f"/proc/{pid}/comm").read_text()
+        return "chromium" if "chrom" in comm else "benchmark" if "node" in comm else None
+
+    def read(self) -> dict:
+        with self._lock:
+            for d in Path("/proc").iterdir():
+                if d.name.isdigit():
+                    with contextlib.suppress(OSError, IndexError, ValueError):
+                        group = self._group(int(d.name))
+                        if group:
+                            self.seen[int(d.name)] = (group, cpu_seconds(int(d.name)))
+            out = {"server": 0.0, "chromium": 0.0, "benchmark": 0.0, "t": time.monotonic()}
+            for group, sec in self.seen.values():
+                out[group] += sec
+            return out
 
 
 def session_ttl() -> float:
@@ -115,16 +136,19 @@ def session_ttl() -> float:
 
 
 class RssSampler(threading.Thread):
-    """The server's RSS every 0.25 s, for its peak."""
+    """The server's RSS every 0.25 s, for its peak (and the CPU tally, so that it sees every
+    process before it exits)."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, tally=None):
         super().__init__(daemon=True)
-        self.pid, self.peak, self._halt = pid, 0.0, threading.Event()
+        self.pid, self.peak, self._halt, self.tally = pid, 0.0, threading.Event(), tally
 
     def run(self):
         while not self._halt.is_set():
             with contextlib.suppress(OSError):
                 self.peak = max(self.peak, rss_mb(self.pid))
+            if self.tally is not None:
+                self.tally.read()
             self._halt.wait(0.25)
 
     def stop(self):
@@ -145,16 +169,18 @@ class Session:
 class Clock:
     """The shared schedule: every session opens its page, then all start together."""
 
-    def __init__(self, n_sessions: int, seconds: float):
+    def __init__(self, n_sessions: int, seconds: float, cpu=dict):
         self.opened = asyncio.Barrier(n_sessions)
         self.seconds = seconds
         self.start = self.end = self.train_at = float("inf")
         self.training_since = float("inf")   # when the live run was seen training
+        self.cpu, self.cpu_at_start = cpu, {}  # CPU times read when the sessions start
 
     async def go(self) -> None:
         await self.opened.wait()
         if self.start == float("inf"):
             self.start = time.monotonic()
+            self.cpu_at_start = self.cpu()
             self.train_at = self.start + self.seconds / 2
             self.end = self.start + self.seconds
 
@@ -205,7 +231,11 @@ async def slider_session(browser, url: str, s: Session, clock: Clock, max_moves:
                 await page.keyboard.press(key_name)
                 first, last = await page.evaluate(SETTLE, [t0, 300, SETTLE_CAP_MS])
                 if last is None:
-                    s.errors.append(f"move {moves}: no settle within {SETTLE_CAP_MS / 1000:.0f} s")
+                    n, state = await page.evaluate(
+                        "(t) => [window.__mut.filter((x) => x >= t).length, document.querySelector("
+                        "'[data-testid=stApp]')?.dataset.testScriptState]", t0)
+                    s.errors.append(f"move {moves}: no settle within {SETTLE_CAP_MS / 1000:.0f} s "
+                                    f"({n} DOM changes since the press, script {state})")
                 else:
                     (s.training if when >= clock.training_since else s.quiet).append(last)
                 if await page.locator('[data-testid="stException"]').count():
@@ -319,17 +349,17 @@ async def run(args) -> int:
             await warm_up(browser, url)
             print(f"warm-up (each page once, one live run started and stopped): {time.monotonic() - t:.1f} s")
             rss_before = rss_mb(pid)
-            sampler = RssSampler(pid)
+            tally = CpuTally(pid)
+            sampler = RssSampler(pid, tally)
             sampler.start()
             sessions = [Session(f"{i + 1}", PAGES[i % 2]) for i in range(args.sessions)]
             live = Session("live", "/colocalisation")
-            clock = Clock(args.sessions + 1, args.seconds)
+            clock = Clock(args.sessions + 1, args.seconds, tally.read)
             live_log: list = []
             t = time.monotonic()
-            cpu0 = (cpu_seconds(pid), chromium_cpu_seconds(), t)
             await asyncio.gather(*(slider_session(browser, url, s, clock, args.max_moves) for s in sessions),
                                  live_session(browser, url, live, clock, live_log))
-            cpu1 = (cpu_seconds(pid), chromium_cpu_seconds(), time.monotonic())
+            cpu0, cpu1 = clock.cpu_at_start, tally.read()   # from the moment all pages were open
             await browser.close()
             print(f"opening the {args.sessions + 1} pages together: {clock.start - t:.1f} s")
         closed = time.monotonic()
@@ -365,11 +395,13 @@ async def run(args) -> int:
             f"{lv['first']:.1f} s and reached iteration {lv['iteration']} by the end")
     blocked = sum(s.blocked for s in [*sessions, live])
     print(f"requests to other hosts than 127.0.0.1 (aborted): {blocked}")
-    span, presses = cpu1[2] - cpu0[2], max(1, len(all_quiet) + len(all_train))
-    print(f"CPU while the sessions ran ({span:.0f} s, {os.cpu_count()} CPUs): server "
-          f"{(cpu1[0] - cpu0[0]) / span:.2f} cores, Chromium {(cpu1[1] - cpu0[1]) / span:.2f} cores; per settled "
-          f"slider move {(cpu1[0] - cpu0[0]) / presses * 1e3:.0f} ms server, {(cpu1[1] - cpu0[1]) / presses * 1e3:.0f} ms "
-          f"Chromium (the server's share includes the live run's training)")
+    span, presses = cpu1["t"] - cpu0["t"], max(1, len(all_quiet) + len(all_train))
+    used = {k: cpu1[k] - cpu0[k] for k in ("server", "chromium", "benchmark")}
+    print(f"CPU while the sessions moved sliders ({span:.0f} s, {os.cpu_count()} CPUs): server "
+          f"{used['server'] / span:.2f} cores, Chromium {used['chromium'] / span:.2f} cores, this benchmark "
+          f"(Python + Playwright's driver) {used['benchmark'] / span:.2f} cores; per settled slider move "
+          f"{used['server'] / presses * 1e3:.0f} ms server (with the live run's training), "
+          f"{used['chromium'] / presses * 1e3:.0f} ms Chromium")
     print(f"server RSS: {rss_cold:.0f} MB started, {rss_before:.0f} MB before the sessions (warm), "
           f"peak {sampler.peak:.0f} MB, {rss_after:.0f} MB 10 s after they closed "
           f"({(rss_after / rss_before - 1) * 100:+.0f}% of before), {rss_ttl:.0f} MB "
