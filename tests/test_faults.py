@@ -73,11 +73,18 @@ def _start(argv, log: Path, hang_on_save: int = 0):
     return p
 
 
+def _said(log: Path, p) -> str:
+    """What a child wrote, or why there is nothing (it never got as far as opening its log)."""
+    if log.exists():
+        return log.read_text()
+    return f"no log: the child (exit code {p.exitcode}) never opened {log.name}"
+
+
 def run_to_end(argv, log: Path) -> float:
     t0 = time.perf_counter()
     p = _start(argv, log)
     p.join(120)
-    assert p.exitcode == 0, log.read_text()
+    assert p.exitcode == 0, _said(log, p)
     return time.perf_counter() - t0
 
 
@@ -86,7 +93,7 @@ def kill_during_save(argv, log: Path, save: int) -> None:
     flag = Path(str(log) + ".saving")
     deadline = time.monotonic() + 120
     while not flag.exists():
-        assert p.is_alive() and time.monotonic() < deadline, log.read_text()
+        assert p.is_alive() and time.monotonic() < deadline, _said(log, p)
         time.sleep(0.01)
     os.kill(p.pid, signal.SIGKILL)
     p.join(10)
@@ -102,7 +109,7 @@ def kill_after(argv, log: Path, seconds: float) -> bool:
         os.kill(p.pid, signal.SIGKILL)
         p.join(10)
         return True
-    assert p.exitcode == 0, log.read_text()
+    assert p.exitcode == 0, _said(log, p)
     return False
 
 

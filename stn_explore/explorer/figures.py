@@ -14,7 +14,14 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+import pandas  # noqa: F401  (imported whole before any figure is built: see below)
 import plotly.graph_objects as go
+
+# plotly's validators peek at ``sys.modules["pandas"]`` without importing it; while another
+# thread of the app server was still importing pandas they found it half-initialised and a page
+# failed with "partially initialized module 'pandas' has no attribute 'Series'" (seen on
+# /colocalisation while a live run trained). Importing it here, under the import lock, means a
+# figure is only ever built once pandas is complete.
 
 GRID_COLOR = "rgba(0, 200, 255, 0.75)"
 OUTLINE_COLOR = "#ff4b4b"
