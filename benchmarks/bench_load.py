@@ -414,6 +414,46 @@ async def run(args) -> int:
     return 0 if n_errors == 0 and not live.errors and tracebacks == 0 else 1
 
 
+async def cost(args) -> int:
+    """``--cost N``: each page alone (one session, nothing else running in the server), N
+    rotation-slider key presses, each waited for until the page settles: the CPU one move
+    costs the server and Chromium, and the settle time."""
+    from playwright.async_api import async_playwright
+
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} (1 min); one session per page, "
+          f"{args.cost} key presses each")
+    with tempfile.TemporaryDirectory() as tmp, app_server(Path(tmp) / "server.log") as (url, proc):
+        tally = CpuTally(proc.pid)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            for path in PAGES:
+                ctx, page = await new_page(browser, Session("cost", path))
+                await page.goto(url + path)
+                await wait_idle(page)
+                slider = page.get_by_role("slider", name="rotation (°)").first
+                await slider.wait_for()
+                await page.evaluate(OBSERVER)
+                for key_name in ("ArrowRight", "ArrowLeft"):   # what a first move loads, loaded
+                    await slider.focus()
+                    await page.keyboard.press(key_name)
+                    await asyncio.sleep(1.0)
+                c0, settle = tally.read(), []
+                for k in range(args.cost):
+                    await slider.focus()
+                    t0 = await page.evaluate("performance.now()")
+                    await page.keyboard.press("ArrowRight" if (k // 5) % 2 == 0 else "ArrowLeft")
+                    settle.append((await page.evaluate(SETTLE, [t0, 300, SETTLE_CAP_MS]))[1])
+                c1 = tally.read()
+                done = [x for x in settle if x is not None]
+                print(f"{path:12} per move: server {(c1['server'] - c0['server']) / args.cost * 1e3:5.1f} ms CPU, "
+                      f"Chromium {(c1['chromium'] - c0['chromium']) / args.cost * 1e3:5.1f} ms CPU; "
+                      f"settle p50 {pct(done, 0.5):.0f} ms, p95 {pct(done, 0.95):.0f} ms"
+                      + (f"; {len(settle) - len(done)} not settled in 10 s" if len(done) < len(settle) else ""))
+                await ctx.close()
+            await browser.close()
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -422,7 +462,13 @@ def main(argv=None) -> int:
     ap.add_argument("--after-ttl", type=float, default=15.0,
                     help="read the server's RSS this many seconds after the closed sessions' TTL (default 15)")
     ap.add_argument("--max-moves", type=int, default=400, help="slider presses per session at most (default 400)")
+    ap.add_argument("--cost", type=int, default=0, metavar="N",
+                    help="instead: each page alone, N key presses, the CPU one move costs the server and Chromium")
     args = ap.parse_args(argv)
+    if args.cost:
+        if not 1 <= args.cost <= 500:
+            ap.error("--cost must be 1–500")
+        return asyncio.run(cost(args))
     if not 1 <= args.sessions <= 64 or not 4 <= args.seconds <= 1800:
         ap.error("--sessions must be 1–64 and --seconds 4–1800")
     if not Path(CHROMIUM).exists():
