@@ -16,6 +16,7 @@ import os
 import sys
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from .urls import sanitise_query_params
 
@@ -51,7 +52,8 @@ def run_router() -> None:
     pages = {url: st.Page(file, title=title, icon=icon, url_path=url or None, default=not url)
              for file, title, icon, url in PAGES}
     nav = st.navigation(list(pages.values()))
-    _session_memory()
+    if get_script_run_ctx(suppress_warning=True) is not None:   # a session (not bare `python app.py`)
+        _session_memory()
     goto = st.session_state.pop(_GOTO, None)
     st.session_state[_ROUTED] = True
     if goto is not None and goto[0] in pages and goto[0]:

@@ -100,3 +100,11 @@ def test_app_py_limits_torch_threads_before_the_router_runs():
 def test_streamlit_does_not_collect_after_every_script_run():
     cfg = tomllib.loads((Path(shell.__file__).parents[1] / ".streamlit" / "config.toml").read_text())
     assert cfg["runner"]["postScriptGC"] is False
+
+
+def test_app_py_runs_without_a_session():
+    """Bare `python app.py` (what multiprocessing's spawn does when app.py was the main module,
+    as after an AppTest) must not fail on the session-scoped release hook."""
+    root = Path(shell.__file__).parents[1]
+    out = subprocess.run([sys.executable, "app.py"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
