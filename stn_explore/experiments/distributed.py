@@ -235,10 +235,14 @@ def session(device: str = "auto"):
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
                                 device_id=dev if dev.type == "cuda" else None)
+    finished = False
     try:
         yield Context(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev)
+        finished = True
     finally:
         if own:
+            if finished:   # every process done talking before the group goes: gloo otherwise
+                dist.barrier()   # now and then aborted one at exit ("terminate called without an active exception")
             dist.destroy_process_group()
 
 
