@@ -16,6 +16,7 @@ import torch
 from stn_explore.experiments.distortions import to_batch
 from stn_explore.experiments.models import build_model
 from stn_explore.explorer import compare
+from tests.test_compare import app  # the page through app.py's router, with query params
 from stn_explore.explorer import compare_live as live
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,14 +171,6 @@ def test_the_urls_ranges_are_the_sliders():
 
 
 # ----------------------------------------------------------------------------- the page's data
-def app(**query):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/compare.py")
-    return at.run()
 
 
 def live_data(at) -> dict:
