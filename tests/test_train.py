@@ -255,8 +255,30 @@ def test_results_command_reproduces_every_recipe_option():
 
     tc = train.TrainConfig(task="cluttered", model="st-cnn", transform="affine", epochs=7, lr=0.001,
                            loc_lr_scale=0.5, optimizer="adam", noise=4, st_out_size=30, loc_pool=2,
-                           ramp_epochs=3, st_init_scale=0.5, seed=2, test_seed=5, n_test=300, n_train=900)
+                           ramp_epochs=3, st_init_scale=0.5, seed=2, test_seed=5, n_test=300, n_train=900,
+                           ramp_head_lr_scale=0.1, weight_decay=1e-4)
     cmd = results_mod.command_for(dataclasses.asdict(tc), "checkpoints/x.pt")
     args = train.build_parser().parse_args(shlex.split(cmd)[3:])
-    for key in train.RECIPE_KEYS + ("epochs", "lr", "loc_lr_scale"):
+    for key in train.RECIPE_KEYS + ("epochs", "lr", "loc_lr_scale", "weight_decay"):
         assert getattr(args, key) == getattr(tc, key), key
+
+
+def test_ramp_head_lr_scale_slows_only_the_classifier_while_the_curriculum_grows():
+    cfg = tiny_cfg(ramp_epochs=4, ramp_head_lr_scale=0.1, lr=0.01, loc_lr_scale=0.5)
+    assert [train.head_lr_scale_at(cfg, e) for e in range(6)] == [1.0, 0.1, 0.1, 0.1, 1.0, 1.0]
+    assert [train.head_lr_scale_at(tiny_cfg(ramp_epochs=4), e) for e in range(6)] == [1.0] * 6
+    model = build_model(train.model_args_for(cfg))
+    opt = train.make_optimizer(model, cfg)
+    head = {id(p) for p in model.head_parameters()}
+    assert {id(p) for p in opt.param_groups[0]["params"]} == head  # set_lr scales group 0: the head
+    train.set_lr(opt, 0.01, train.head_lr_scale_at(cfg, 2))
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.005])
+    train.set_lr(opt, 0.01, train.head_lr_scale_at(cfg, 4))
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.005])
+
+
+def test_ramp_head_lr_scale_is_part_of_the_recipe_for_resume(tmp_path, idx_dir):
+    out = tmp_path / "m.pt"
+    run(tiny_cfg(ramp_epochs=2, ramp_head_lr_scale=0.1), out, idx_dir)
+    with pytest.raises(CheckpointError, match="ramp_head_lr_scale"):
+        run(tiny_cfg(epochs=2, ramp_epochs=2), out, idx_dir, resume=True)

@@ -83,11 +83,15 @@ class TrainConfig:
     ramp_epochs: int = 0
     #: the transformers start as a centred zoom onto this share of the input's side (1 = identity)
     st_init_scale: float = 1.0
+    #: while the curriculum grows (epochs 2 .. ramp_epochs), the classifier (not the localisation
+    #: net) learns at this multiple of its rate, so the transformer rather than the classifier
+    #: takes up each new degree of distortion; 1 = no change
+    ramp_head_lr_scale: float = 1.0
 
 
 #: TrainConfig fields that change what is trained; --resume refuses a run that differs in any
 RECIPE_KEYS = ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise", "optimizer",
-               "st_out_size", "loc_pool", "ramp_epochs", "st_init_scale")
+               "st_out_size", "loc_pool", "ramp_epochs", "st_init_scale", "ramp_head_lr_scale")
 
 
 #: the error when the processes of a torchrun job read different digits
@@ -98,6 +102,13 @@ SAME_DATA = ("the processes read different MNIST files (compared by content): gi
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate for (0-based) ``epoch``: divided by 10 after each epoch in lr_drops."""
     return cfg.lr * 0.1 ** sum(epoch >= d for d in cfg.lr_drops)
+
+
+def head_lr_scale_at(cfg: TrainConfig, epoch: int) -> float:
+    """Multiple of the classifier's learning rate in (0-based) ``epoch``: ``ramp_head_lr_scale``
+    while the curriculum grows, except its first epoch (the classifier first learns the nearly
+    undistorted digits at its full rate), else 1."""
+    return cfg.ramp_head_lr_scale if 1 <= epoch < cfg.ramp_epochs else 1.0
 
 
 def task_config(cfg: TrainConfig):
@@ -137,9 +148,11 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def set_lr(opt, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr * g["lr_scale"]
+def set_lr(opt, lr: float, head_scale: float = 1.0) -> None:
+    """Set every group's rate: ``lr`` × its ``lr_scale`` (× ``head_scale`` for the classifier,
+    the group made first by :func:`make_optimizer`)."""
+    for i, g in enumerate(opt.param_groups):
+        g["lr"] = lr * g["lr_scale"] * (head_scale if i == 0 else 1.0)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, device: str = "cpu", amp: bool = False, **kw) -> dict:
@@ -275,7 +288,7 @@ def _train(cfg: TrainConfig, out: Path, *, ctx: Context | None = None, amp: bool
     result = ckpt
     for epoch in range(start_epoch, cfg.epochs):
         lr = lr_at(cfg, epoch)
-        set_lr(opt, lr)
+        set_lr(opt, lr, head_lr_scale_at(cfg, epoch))
         net.train()
         t0 = time.perf_counter()
         n_batches = math.ceil(len(train_digits) / cfg.batch_size)
@@ -323,7 +336,9 @@ def _train(cfg: TrainConfig, out: Path, *, ctx: Context | None = None, amp: bool
                         "train_error": 100 * tot_err / seen, "test_error": test_err,
                         "seconds": train_s, "images_per_s": seen / train_s,
                         **({"transformers": st_summary} if st_summary else {})})
-        log(f"epoch {epoch + 1:3d}/{cfg.epochs}  lr {lr:.4g}  loss {tot_loss / seen:.4f}  "
+        head_scale = head_lr_scale_at(cfg, epoch)
+        log(f"epoch {epoch + 1:3d}/{cfg.epochs}  lr {lr:.4g}"
+            + (f" (classifier ×{head_scale:g})" if head_scale != 1 else "") + f"  loss {tot_loss / seen:.4f}  "
             f"train err {100 * tot_err / seen:5.2f}%  test err {test_err:5.2f}%  "
             f"({train_s:.0f} s, {seen / train_s:.0f} img/s)" + ("  " + format_summary(st_summary) if st_summary else ""))
         result = {
@@ -387,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="curriculum: grow the distortions linearly to the recipe's over the first N epochs — "
                         "rotation range (r, rts, addition), RTS scale and placement ranges, clutter count "
                         "(cluttered) — (default 0: none); test sets always use the full recipe")
+    g.add_argument("--ramp-head-lr-scale", type=_positive_float, default=1.0, metavar="F",
+                   help="while the curriculum grows (its 2nd to last epoch), the classifier learns at F× its "
+                        "rate, so that the transformer rather than the classifier takes up the growing "
+                        "distortions (default 1: no change)")
     g.add_argument("--lr-drops", type=int, nargs="*", default=[],
                    help="epochs after which lr is divided by 10 (default: at 60%% and 85%% of --epochs)")
     g = ap.add_argument_group("data and reproducibility")
@@ -427,7 +446,7 @@ def main(argv=None) -> int:
                       seed=args.seed, test_seed=args.test_seed, n_test=args.n_test, n_train=args.n_train,
                       noise=args.noise, threads=args.threads, optimizer=args.optimizer,
                       st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs,
-                      st_init_scale=args.st_init_scale)
+                      st_init_scale=args.st_init_scale, ramp_head_lr_scale=args.ramp_head_lr_scale)
     out = Path(args.out) if args.out else default_out(cfg)
 
     def run(ctx) -> int:
