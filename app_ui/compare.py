@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from components.compare_live import compare_live, digest, float_payload, image_payload
+from components.compare_live import compare_live, digest, float_payload, image_payload, points_payload
 from components.digit_pad import digit_pad
 from stn_explore.experiments.checkpoint import default_checkpoint_dir
 from stn_explore.explorer import compare, figures
@@ -28,7 +28,7 @@ CFG = {"displayModeBar": False}
 #: screen sizes (px) of /compare's cards: images, probability bars, gallery thumbnails. Cards sit
 #: in wrapping rows, so four of them fit one row at 1400 px and two at 800 px (sidebar open).
 #: (Streamlit draws no plotly chart narrower than 150 px: smaller cards would clip theirs)
-IMG_PX, ADD_IMG_PX, BARS_W, ADD_BARS_W, THUMB_W = 200, 142, 220, 300, 80
+IMG_PX, ADD_IMG_PX, ADD_BARS_W, THUMB_W = 200, 142, 300, 80
 
 
 @st.cache_resource(show_spinner="Loading checkpoints…")
@@ -209,23 +209,6 @@ def distortion_notice(angle: float, scale: float, shift: tuple[float, float]) ->
         n2.button("reset", key="cmp_reset", icon=":material/restart_alt:", on_click=reset_distortion)
 
 
-def extra_distortion() -> tuple[float, float, tuple[float, float]]:
-    """The user's extra rotation, scale and shift as stock sliders (MNIST addition; the other
-    tasks' sliders live in the live view's component); while any is on, a notice says so above
-    the predictions (it stays on through 'random' and index changes, and a gallery 'show' or a
-    task change turns it off). The values are kept in the URL (``cmp_angle``, …)."""
-    live.read_url(S, st.query_params)
-    live.values(S)
-    st.markdown("**Your extra distortion** (applied to the shown image)")
-    row = st.container(horizontal=True, gap="medium")
-    for key, (label, lo, hi, step, _) in live.SLIDERS.items():
-        row.slider(label, lo, hi, step=step, key=key, width=200, format="%.0f" if step >= 1 else "%.2f")
-    angle, scale, shift = live.values(S)
-    distortion_notice(angle, scale, shift)
-    live.sync_url(S, st.query_params)
-    return angle, scale, shift
-
-
 @st.cache_resource(show_spinner=False)
 def exported(task: str, st_row: str | None = None) -> dict:
     """Both models of a pair as the browser runs them (``compare_live.encode``), their key, and
@@ -244,9 +227,11 @@ def _need_models() -> None:
 
 
 def live_view(task: str, st_row: str | None, shown: np.ndarray, label, cnn, stcnn, name_b: str) -> None:
-    """The single-image view (one ST): the sliders, the distorted input with the ST's grid, V
-    and both models' probabilities in one component that previews every slider move in the
-    browser; on release the server's result (computed here with stn_explore) is drawn."""
+    """The single-image view: the sliders, the distorted input with the ST's grid, V and both
+    models' probabilities in one component that previews every slider move in the browser; on
+    release the server's result (computed here with stn_explore) is drawn. MNIST addition
+    (``addition``): both input channels, each parallel transformer's grid and V (in colour)
+    with its ink from each channel, and the predicted sums."""
     live.read_url(S, st.query_params)
     angle, scale, shift = live.values(S)
     distortion_notice(angle, scale, shift)
@@ -259,69 +244,31 @@ def live_view(task: str, st_row: str | None, shown: np.ndarray, label, cnn, stcn
     server = {"values": values, "u": image_payload(img[0]), "probs": [a["probs"][0].tolist(), b["probs"][0].tolist()],
               "v": float_payload(b["v"][0, 0]) if "v" in b else None,
               "theta": live.theta_from_grid(b["grid"][0]).ravel().tolist() if "grid" in b else None}
+    addition = None
+    if task == "addition":
+        grids = [g[0] for g in b.get("grids", [])]
+        server.update(v=float_payload(b["v"][0]) if "v" in b else None,
+                      theta=None, grids=[points_payload(g) for g in grids],
+                      vs=[float_payload(v[0]) for v in b.get("vs", [])],
+                      thetas=live.server_thetas(stcnn.model, grids),
+                      shares=[[None if not np.isfinite(x) else float(x) for x in compare.ink_share(v)[0]]
+                              for v in b.get("vs", [])])
+        server["theta"] = server["thetas"][0] if server["thetas"] else None
+        addition = {"input": "input", "channels": ["channel 1", "channel 2"], "transformer": "transformer {k}",
+                    "grid": "where it samples", "v": "its output V", "what": "sum ", "px": ADD_IMG_PX,
+                    "bars_w": ADD_BARS_W, "max_lines": 12,
+                    "note": "Outputs in colour: channel 1 magenta, channel 2 green (white where both overlap). "
+                            "A transformer that attends to one digit shows mostly one colour."}
     models_data = {"key": ex["key"], "why": ex["why"], "a": ex["a"] if send else None, "b": ex["b"] if send else None}
     compare_live(key="cmp_live", image=shown[0], values=values, sliders=live.controls(S), ack=S.get(live.ACK, 0),
                  label=label, names=("CNN", name_b), server=server, models=models_data,
                  st_out=tuple(b["v"].shape[-2:]) if "v" in b else None, px=IMG_PX,
                  on_change=lambda: live.apply_live(S, (S.get("cmp_live") or {}).get("params")),
-                 on_need=_need_models)
+                 on_need=_need_models, addition=addition)
     st.caption("red: the prediction" + ("" if label is None else f"; black outline: the true class ({label})")
                + ". While you drag a slider your browser distorts the digit and runs both models itself; "
                "on release the server recomputes everything with stn_explore and its result is shown.")
     live.sync_url(S, st.query_params)
-
-
-def card(row, title: str, width: int):
-    """A titled card of ``width`` px in a wrapping row: the title is text, so it wraps rather
-    than being clipped when the card is narrow."""
-    c = row.container(width=width, gap="small")
-    c.markdown(f"**{title}**")
-    return c
-
-
-def chart(where, fig, key: str) -> None:
-    """A figure filling its card (its height is the figure's own)."""
-    where.plotly_chart(fig, key=key, width="stretch", config=CFG)
-
-
-def probabilities(row, name: str, res: dict, label, key: str, what: str = "", width: int = BARS_W) -> None:
-    p = res["probs"][0]
-    verdict = "" if label is None else (" ✓" if p.argmax() == label else " ✗")
-    chart(card(row, f"{name}: {what}{p.argmax()}{verdict} ({p.max():.0%})", width),
-          figures.probabilities_figure(p, true_label=label, width=width, height=200), key)
-
-
-def addition_view(u: np.ndarray, label, a: dict, b: dict, name_b: str) -> None:
-    """Two channels in, what each parallel transformer picked out, the predicted sums: one card
-    for the input and one per transformer, each holding two small images."""
-    px = ADD_IMG_PX / max(u.shape[-2:])
-    w = ADD_IMG_PX + 8
-
-    def pair(row, title: str, images: list, key: str):
-        group = card(row, title, 2 * w + 8)
-        inner = group.container(horizontal=True, gap="xsmall")
-        for (caption, fig), k in zip(images, ("a", "b")):
-            cell = inner.container(width=w, gap=None)
-            cell.caption(caption)
-            chart(cell, fig, f"{key}{k}")
-        return group
-
-    pair(st.container(key="cmp_view_row"), "input", [(f"channel {c + 1}", figures.image_figure(u[c], px=px))
-                                                     for c in range(2)], "cmp_add_in")
-    rgb = figures.two_channel_rgb(u)
-    row = st.container(horizontal=True, gap="small")  # the transformers side by side where they fit
-    for k, (g, v) in enumerate(zip(b["grids"], b["vs"])):
-        share = compare.ink_share(v)[0]
-        group = pair(row, f"transformer {k + 1}", [
-            ("where it samples", figures.grid_overlay_figure(rgb, g[0], None, px=px, max_lines=12)),
-            ("its output V", figures.image_figure(figures.two_channel_rgb(v[0]), px=px))], f"cmp_add_t{k}")
-        group.caption(f"ink from channel 1 / 2: {share[0]:.0%} / {share[1]:.0%}"
-                      if np.isfinite(share).all() else "empty output")
-    st.caption("Outputs in colour: channel 1 magenta, channel 2 green (white where both overlap). "
-               "A transformer that attends to one digit shows mostly one colour.")
-    bars = st.container(horizontal=True, gap="small")
-    probabilities(bars, "CNN", a, label, "cmp_pa", "sum ", ADD_BARS_W)
-    probabilities(bars, name_b, b, label, "cmp_pb", "sum ", ADD_BARS_W)
 
 
 def gallery(images: np.ndarray, labels: np.ndarray, pa: np.ndarray, pb: np.ndarray, shares: list,

@@ -1,8 +1,10 @@
 """/compare's live view (issue 17), measured: what running both models in the browser costs.
 
-    python -m benchmarks.bench_compare_live [--frames 30] [--releases 5] [--tasks rts cluttered]
+    python -m benchmarks.bench_compare_live [--frames 30] [--releases 5] [--tasks rts cluttered addition]
+        [--addition-rows 2st-fcn_affine 2st-cnn_affine]
 
-Per task (the CNN / ST-CNN pair):
+Per task (the CNN / ST-CNN pair; MNIST addition: the CNN / each two-transformer model the
+browser runs, two channels in, 19 sums out):
 1. size: the exported float32 weights per model (bytes; sent once per session as base64, +33%).
 2. one preview frame in headless Chromium: ``input`` events are dispatched to the rotation
    slider one at a time; each frame's own work (distort the digit, both models' forward pass,
@@ -53,9 +55,9 @@ def pct(v, q):
     return float(np.percentile(np.asarray(v, dtype=float), q * 100))
 
 
-def server_reference(task: str, n: int = 10) -> float:
+def server_reference(task: str, row: str | None = None, n: int = 10) -> float:
     """ms for the server's computation of one view (distortion + both models), median of n."""
-    (cnn, stcnn), _ = compare.load_pair(ROOT / "checkpoints", task)
+    (cnn, stcnn), _ = compare.load_pair(ROOT / "checkpoints", task, row)
     images, _, _ = compare.test_images(task, stcnn.checkpoint["data"]["config"], 8)
     times = []
     for i in range(n):
@@ -66,13 +68,13 @@ def server_reference(task: str, n: int = 10) -> float:
     return float(np.median(times))
 
 
-def sizes(task: str) -> list[int]:
-    (cnn, stcnn), _ = compare.load_pair(ROOT / "checkpoints", task)
+def sizes(task: str, row: str | None = None) -> list[int]:
+    (cnn, stcnn), _ = compare.load_pair(ROOT / "checkpoints", task, row)
     return [live.encode(live.export_model(m.model))["bytes"] for m in (cnn, stcnn)]
 
 
-def measure(page, url: str, task: str, frames: int, releases: int) -> dict:
-    page.goto(f"{url}/compare?cmp_task={task}&cmp_index=7")
+def measure(page, url: str, task: str, row: str | None, frames: int, releases: int) -> dict:
+    page.goto(f"{url}/compare?cmp_task={task}&cmp_index=7" + (f"&cmp_add_model={row}" if row else ""))
     wait_idle(page, 120_000)
     page.wait_for_function(SETTLED, timeout=120_000)
     slider = page.locator(".cmp-live").get_by_label("rotation (°)", exact=True)
@@ -95,9 +97,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--releases", type=int, default=5)
-    ap.add_argument("--tasks", nargs="+", default=["rts", "cluttered"])
+    ap.add_argument("--tasks", nargs="+", default=["rts", "cluttered", "addition"])
+    ap.add_argument("--addition-rows", nargs="+", default=["2st-fcn_affine", "2st-cnn_affine"],
+                    help="MNIST addition's models to measure (those the browser runs)")
     args = ap.parse_args(argv)
-    tasks = [t for t in args.tasks if (ROOT / "checkpoints" / f"{t}_st-cnn_affine.pt").is_file()]
+    pairs = [(t, r) for t in args.tasks for r in (args.addition_rows if t == "addition" else [None])]
+    pairs = [(t, r) for t, r in pairs if all((ROOT / "checkpoints" / f"{t}_{m}.pt").is_file()
+                                             for m in ("cnn", r or "st-cnn_affine"))]
     from playwright.sync_api import sync_playwright
 
     rows = []
@@ -105,12 +111,12 @@ def main(argv=None) -> int:
             sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        for task in tasks:
-            m = measure(page, url, task, args.frames, args.releases)
-            rows.append((task, sizes(task), m, server_reference(task)))
+        for task, row in pairs:
+            m = measure(page, url, task, row, args.frames, args.releases)
+            rows.append((task if row is None else f"{task} {row}", row, sizes(task, row), m, server_reference(task, row)))
         browser.close()
-    for task, (a, b), m, ref in rows:
-        print(f"{task}: weights CNN {a / 1e3:.0f} kB + ST-CNN {b / 1e3:.0f} kB float32 "
+    for name, row, (a, b), m, ref in rows:
+        print(f"{name}: weights CNN {a / 1e3:.0f} kB + {row or 'ST-CNN'} {b / 1e3:.0f} kB float32 "
               f"({(a + b) * 4 / 3 / 1e6:.2f} MB base64, once per session)")
         print(f"  preview frame (distort + both models + draw, in the browser): p50 {pct(m['work'], .5):.1f} ms, "
               f"p95 {pct(m['work'], .95):.1f} ms; input event → next frame p50 {pct(m['frames'], .5):.1f} ms "

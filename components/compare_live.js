@@ -10,6 +10,9 @@
 // compare_live.forward_numpy. On release (change event) the values go to Python, which stays
 // the source of truth: it recomputes everything with stn_explore and the view then shows the
 // server's result. Models the browser cannot run (data.models.why) are shown on release only.
+// MNIST addition (data.addition): two channels distorted alike, two parallel transformers whose
+// outputs are stacked as channels for the head (STClassifier.forward), 19 sums; its cards show
+// both channels and per transformer its grid, its V in colour and its ink from each channel.
 // Convention (CONVENTIONS.md): normalised [-1, 1], align_corners=False, x right, y down,
 // θ maps output (V) → input (U).
 //
@@ -74,21 +77,41 @@ function baseCoords(n) { // coords.base_grid: linspace(-1, 1, n) · (n − 1)/n,
   return out;
 }
 
-function distort(img, values) { // → uint8 pixels (H·W) of the distorted digit
-  const W = img.w, H = img.h, t = distortionTheta(values), xs = baseCoords(W), ys = baseCoords(H);
-  const u = new Float64Array(W * H), out = new Uint8Array(W * H);
+function distort(img, values) { // → uint8 pixels (C·H·W, channel after channel) of the distorted digit(s)
+  const C = img.c || 1, W = img.w, H = img.h, t = distortionTheta(values), xs = baseCoords(W), ys = baseCoords(H);
+  const u = new Float64Array(C * W * H), out = new Uint8Array(C * W * H);
   for (let i = 0; i < u.length; i++) u[i] = fr(img.px[i] / 255);
-  const at = (yi, xi) => (xi < 0 || yi < 0 || xi >= W || yi >= H ? 0 : u[yi * W + xi]);
-  for (let r = 0; r < H; r++) for (let q = 0; q < W; q++) {
-    const sx = fr(fr(fr(xs[q] * t[0]) + fr(ys[r] * t[1])) + t[2]), sy = fr(fr(fr(xs[q] * t[3]) + fr(ys[r] * t[4])) + t[5]);
-    const px = fr(fr(fr(fr(sx + 1) * W) - 1) / 2), py = fr(fr(fr(fr(sy + 1) * H) - 1) / 2);
-    const x0 = Math.floor(px), y0 = Math.floor(py), wx0 = fr(x0 + 1 - px), wx1 = fr(px - x0);
-    const wy0 = fr(y0 + 1 - py), wy1 = fr(py - y0);
-    const v = fr(fr(fr(fr(at(y0, x0) * fr(wx0 * wy0)) + fr(at(y0, x0 + 1) * fr(wx1 * wy0)))
-                    + fr(at(y0 + 1, x0) * fr(wx0 * wy1))) + fr(at(y0 + 1, x0 + 1) * fr(wx1 * wy1)));
-    out[r * W + q] = roundHalfEven(fr(Math.min(1, Math.max(0, v)) * 255));
+  for (let c = 0; c < C; c++) { // every channel on the same grid (MNIST addition's two digits move together)
+    const o = c * H * W, at = (yi, xi) => (xi < 0 || yi < 0 || xi >= W || yi >= H ? 0 : u[o + yi * W + xi]);
+    for (let r = 0; r < H; r++) for (let q = 0; q < W; q++) {
+      const sx = fr(fr(fr(xs[q] * t[0]) + fr(ys[r] * t[1])) + t[2]), sy = fr(fr(fr(xs[q] * t[3]) + fr(ys[r] * t[4])) + t[5]);
+      const px = fr(fr(fr(fr(sx + 1) * W) - 1) / 2), py = fr(fr(fr(fr(sy + 1) * H) - 1) / 2);
+      const x0 = Math.floor(px), y0 = Math.floor(py), wx0 = fr(x0 + 1 - px), wx1 = fr(px - x0);
+      const wy0 = fr(y0 + 1 - py), wy1 = fr(py - y0);
+      const v = fr(fr(fr(fr(at(y0, x0) * fr(wx0 * wy0)) + fr(at(y0, x0 + 1) * fr(wx1 * wy0)))
+                      + fr(at(y0 + 1, x0) * fr(wx0 * wy1))) + fr(at(y0 + 1, x0 + 1) * fr(wx1 * wy1)));
+      out[o + r * W + q] = roundHalfEven(fr(Math.min(1, Math.max(0, v)) * 255));
+    }
   }
   return out;
+}
+
+// the normalised source points (x, y per output pixel, row by row) of an affine θ: affine_grid,
+// align_corners=False — what the server sends for any transform (compare_live.points_payload)
+function affinePoints(t, Ho, Wo) {
+  const out = new Float64Array(Ho * Wo * 2);
+  for (let r = 0; r < Ho; r++) for (let q = 0; q < Wo; q++) {
+    const gx = (2 * q + 1) / Wo - 1, gy = (2 * r + 1) / Ho - 1, i = 2 * (r * Wo + q);
+    out[i] = t[0] * gx + t[1] * gy + t[2]; out[i + 1] = t[3] * gx + t[4] * gy + t[5];
+  }
+  return out;
+}
+
+function inkShare(v, C) { // diagnostics.ink_share of one V (C·H'·W'): each channel's share of the ink
+  const n = v.length / C, ink = new Array(C).fill(0);
+  for (let c = 0; c < C; c++) for (let i = c * n; i < (c + 1) * n; i++) if (v[i] > 0) ink[c] += v[i];
+  const tot = ink.reduce((a, b) => a + b, 0);
+  return tot > 0 ? ink.map((x) => x / tot) : ink.map(() => null);
 }
 
 // ---------------------------------------------------------------- the models' forward pass
@@ -173,11 +196,23 @@ function putPixels(canvas, w, h, rgba) {
   canvas.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
 }
 
-function title(name, probs, label) {
+function title(name, probs, label, what = "") {
   let k = 0;
   probs.forEach((p, i) => { if (p > probs[k]) k = i; });
   const verdict = label === null || label === undefined ? "" : (k === label ? " ✓" : " ✗");
-  return `${name}: ${k}${verdict} (${Math.round(probs[k] * 100)}%)`;
+  return `${name}: ${what}${k}${verdict} (${Math.round(probs[k] * 100)}%)`;
+}
+
+function rgbRGBA(px, n) { // two channels (2·n values in [0, 255]) → figures.two_channel_rgb: magenta / green
+  const out = new Uint8ClampedArray(n * 4);
+  for (let i = 0; i < n; i++) { const a = px[i], b = px[n + i]; out[4 * i] = out[4 * i + 2] = a; out[4 * i + 1] = b; out[4 * i + 3] = 255; }
+  return out;
+}
+
+function bytesOf(v) { // floats in [0, 1] → [0, 255]
+  const g = new Uint8ClampedArray(v.length);
+  for (let i = 0; i < g.length; i++) g[i] = Math.round(Math.min(1, Math.max(0, v[i])) * 255);
+  return g;
 }
 
 const FIELDS = ["cmp_angle", "cmp_scale", "cmp_sx", "cmp_sy"];
@@ -200,7 +235,7 @@ export default function (component) {
   const expose = (window.__stnCompareLive = window.__stnCompareLive || {});
 
   if (S.imageKey !== data.image_key) {
-    S.img = {w: data.image.w, h: data.image.h, px: bytes(data.image.pixels)}; S.imageKey = data.image_key;
+    S.img = {c: data.image.c || 1, w: data.image.w, h: data.image.h, px: bytes(data.image.pixels)}; S.imageKey = data.image_key;
   }
   // the models: sent once per session and key, kept by this tab
   const mk = data.models.key;
@@ -290,8 +325,9 @@ export default function (component) {
   }
 
   function drawBars(slot, name, probs) {
-    const fig = el(`.cmp-p${slot}`), label = S.data.label;
-    fig.querySelector(".cmp-title").textContent = title(name, probs, label);
+    const fig = el(`.cmp-p${slot}`), label = S.data.label, A = S.data.addition;
+    fig.querySelector(".cmp-title").textContent = title(name, probs, label, A ? A.what : "");
+    fig.style.width = A ? `${A.bars_w}px` : "";
     const bars = fig.querySelector(".cmp-bars");
     if (bars.children.length !== probs.length) {
       bars.replaceChildren();
@@ -315,8 +351,92 @@ export default function (component) {
   }
 
   function stale(why) { // nothing but the distorted input can be previewed: the rest waits for the server
-    for (const s of [".cmp-vfig", ".cmp-pa", ".cmp-pb"]) el(s).classList.add("cmp-stale");
+    for (const e of root.querySelectorAll(".cmp-vfig, .cmp-pa, .cmp-pb, .cmp-vcell, .cmp-share")) e.classList.add("cmp-stale");
     el(".cmp-src").textContent = why;
+  }
+
+  // ------------------------------------------------------------ MNIST addition: two channels, parallel transformers
+  // (what app_ui's addition view drew: the input's two channels; per transformer where it samples
+  // — its grid on the input in colour — its output V in colour and its ink from each channel)
+  function buildAddition(n) {
+    for (const old of root.querySelectorAll(".cmp-add")) old.remove();
+    S.addBuilt = n;
+    const A = S.data.addition;
+    if (!A) return;
+    const cards = el(".cmp-cards"), before = el(".cmp-pa");
+    const make = (tag, cls, text) => {
+      const e = document.createElement(tag);
+      if (cls) e.className = cls;
+      if (text !== undefined) e.textContent = text;
+      return e;
+    };
+    const cell = (cap, cls) => { const c = make("div", `cmp-cell ${cls || ""}`); c.append(make("div", "cmp-cap", cap)); return c; };
+    const figure = (text, cls) => {
+      const f = make("figure", `cmp-card cmp-add ${cls}`), pair = make("div", "cmp-pair");
+      f.append(make("figcaption", "", text), pair);
+      cards.insertBefore(f, before);
+      return [f, pair];
+    };
+    const [, inPair] = figure(A.input, "cmp-addin");
+    A.channels.forEach((cap) => {
+      const c = cell(cap), cv = make("canvas", "cmp-ch");
+      cv.setAttribute("aria-label", `the distorted input, ${cap}`);
+      c.append(cv); inPair.append(c);
+    });
+    for (let k = 0; k < n; k++) {
+      const name = A.transformer.replace("{k}", String(k + 1)), [f, pair] = figure(name, "cmp-st");
+      const g = cell(A.grid), stage = make("div", "cmp-stage"), rgb = make("canvas", "cmp-rgb"), ov = make("canvas", "cmp-grid2");
+      rgb.setAttribute("aria-label", `${name}: ${A.grid}`); ov.setAttribute("aria-hidden", "true");
+      stage.append(rgb, ov); g.append(stage);
+      const v = cell(A.v, "cmp-vcell"), vc = make("canvas", "cmp-v2");
+      vc.setAttribute("aria-label", `${name}: ${A.v}`);
+      v.append(vc); pair.append(g, v);
+      f.append(make("div", "cmp-share"));
+    }
+    cards.insertBefore(make("div", "cmp-add cmp-note", A.note), before);
+  }
+
+  const sized = (cv, w, h, side) => { const sc = side / Math.max(w, h); cv.style.width = `${w * sc}px`; cv.style.height = `${h * sc}px`; };
+  const stCards = () => root.querySelectorAll(".cmp-st");
+
+  function drawAddInput(u8) { // both channels, and the input in colour under each transformer's grid
+    const img = S.img, side = S.data.addition.px, n = img.w * img.h;
+    root.querySelectorAll(".cmp-ch").forEach((cv, c) => {
+      putPixels(cv, img.w, img.h, grayRGBA(u8.subarray(c * n, (c + 1) * n))); sized(cv, img.w, img.h, side);
+    });
+    for (const f of stCards()) {
+      const cv = f.querySelector(".cmp-rgb");
+      putPixels(cv, img.w, img.h, rgbRGBA(u8, n)); sized(cv, img.w, img.h, side);
+    }
+  }
+
+  function drawAddGrid(k, pts, Ho, Wo) { // pts: normalised source points (x, y), row by row; null: none
+    const img = S.img, A = S.data.addition, o = stCards()[k].querySelector(".cmp-grid2"), sc = A.px / Math.max(img.w, img.h);
+    o.width = Math.round(img.w * sc); o.height = Math.round(img.h * sc);
+    sized(o, img.w, img.h, A.px);
+    const ctx = o.getContext("2d");
+    ctx.clearRect(0, 0, o.width, o.height);
+    if (!pts) return;
+    // figures.grid_lines: every `every`-th row and column (and the last), at most max_lines of each
+    const every = Math.max(1, Math.ceil(Math.max(Ho, Wo) / A.max_lines)), rows = [], cols = [];
+    for (let r = 0; r < Ho; r += every) rows.push(r);
+    if ((Ho - 1) % every) rows.push(Ho - 1);
+    for (let q = 0; q < Wo; q += every) cols.push(q);
+    if ((Wo - 1) % every) cols.push(Wo - 1);
+    const P = (r, q) => { const i = 2 * (r * Wo + q); return [((pts[i] + 1) / 2) * o.width, ((pts[i + 1] + 1) / 2) * o.height]; };
+    ctx.strokeStyle = "rgba(0, 200, 255, 0.85)"; ctx.lineWidth = 1; ctx.beginPath();
+    for (const r of rows) for (let q = 0; q < Wo; q++) (q ? ctx.lineTo(...P(r, q)) : ctx.moveTo(...P(r, q)));
+    for (const q of cols) for (let r = 0; r < Ho; r++) (r ? ctx.lineTo(...P(r, q)) : ctx.moveTo(...P(r, q)));
+    ctx.stroke();
+  }
+
+  function drawAddV(k, v, Ho, Wo, share) { // V in colour (channel 1 magenta, 2 green) and its ink per channel
+    const f = stCards()[k], cv = f.querySelector(".cmp-v2");
+    putPixels(cv, Wo, Ho, rgbRGBA(bytesOf(v), Ho * Wo)); sized(cv, Wo, Ho, S.data.addition.px);
+    const ok = share && share.every((x) => x !== null && Number.isFinite(x));
+    f.querySelector(".cmp-share").textContent = ok
+      ? `ink from channel 1 / 2: ${share.map((x) => `${Math.round(x * 100)}%`).join(" / ")}` : "empty output";
+    for (const e of f.querySelectorAll(".cmp-vcell, .cmp-share")) e.classList.remove("cmp-stale");
   }
 
   // ------------------------------------------------------------ preview (the browser) and the server's result
@@ -326,7 +446,23 @@ export default function (component) {
     const u8 = distort(S.img, vals), names = S.data.names;
     const out = {values: vals, u: Array.from(u8)};
     const [a, b] = S.models || [null, null];
-    if (a && b) {
+    if (S.data.addition) {
+      drawAddInput(u8);
+      if (a && b) {
+        const u = Float64Array.from(u8, (x) => x / 255), ra = forward(a, u), rb = forward(b, u), [Ho, Wo] = S.data.st_out;
+        const C = S.img.c;
+        Object.assign(out, {probs: [ra.probs, rb.probs], thetas: rb.thetas, vs: rb.vs.map((v) => Array.from(v)),
+                            shares: rb.vs.map((v) => inkShare(v, C))});
+        out.theta = rb.thetas[0] || null; out.v = out.vs[0] || null;
+        rb.thetas.forEach((t, k) => { drawAddGrid(k, affinePoints(t, Ho, Wo), Ho, Wo); drawAddV(k, rb.vs[k], Ho, Wo, out.shares[k]); });
+        drawBars("a", names[0], ra.probs); drawBars("b", names[1], rb.probs);
+        el(".cmp-src").textContent = "preview: distortion and both models computed in your browser";
+      } else {
+        stCards().forEach((_, k) => drawAddGrid(k, null));
+        stale(S.data.models.why ? `preview: the distorted input only (${S.data.models.why}); `
+                                  + "the transformers' grids and V and the predictions follow on release" : "loading the models…");
+      }
+    } else if (a && b) {
       const u = Float64Array.from(u8, (x) => x / 255);
       const ra = forward(a, u), rb = forward(b, u);
       out.probs = [ra.probs, rb.probs];
@@ -356,25 +492,36 @@ export default function (component) {
   function schedule() { if (!S.frame) S.frame = requestAnimationFrame(() => F.preview()); }
   function flush() { if (S.frame) { cancelAnimationFrame(S.frame); F.preview(); } }
 
-  function commit() {
-    flush();
+  function commit() { // the server is asked first: the browser's own frame (both models) runs while it computes
     S.pending = false;
     S.nonce = Math.max(S.nonce, S.data.ack || 0) + 1;
     root.dataset.nonce = String(S.nonce);
-    F.mark("preview");
     S.setStateValue("params", {values: S.values, nonce: S.nonce});
+    flush();
+    F.mark("preview");
   }
 
   function drawServer() { // once the browser's values and the server's agree, the view is the server's
     const d = S.data, sv = d.server;
     if (!acked() || busy() || !same(S.values, sv.values)) return false;
     const u8 = bytes(sv.u.pixels);
-    drawInput(u8, sv.theta);
     let v = null;
-    if (sv.v) { v = float32s(sv.v.f32); drawV(v, sv.v.h, sv.v.w); }
+    if (d.addition) {
+      drawAddInput(u8);
+      const vs = (sv.vs || []).map((p) => float32s(p.f32));
+      (sv.grids || []).forEach((g, k) => drawAddGrid(k, float32s(g.f32), g.h, g.w));
+      vs.forEach((x, k) => drawAddV(k, x, sv.vs[k].h, sv.vs[k].w, sv.shares[k]));
+      v = vs[0] || null;
+      expose.server = {values: {...sv.values}, probs: sv.probs, theta: sv.theta, u: Array.from(u8), v: v && Array.from(v),
+                       thetas: sv.thetas, vs: vs.map((x) => Array.from(x)), shares: sv.shares,
+                       grids: (sv.grids || []).map((g) => Array.from(float32s(g.f32)))};
+    } else {
+      drawInput(u8, sv.theta);
+      if (sv.v) { v = float32s(sv.v.f32); drawV(v, sv.v.h, sv.v.w); }
+      expose.server = {values: {...sv.values}, probs: sv.probs, theta: sv.theta, u: Array.from(u8), v: v && Array.from(v)};
+    }
     drawBars("a", d.names[0], sv.probs[0]); drawBars("b", d.names[1], sv.probs[1]);
     el(".cmp-src").textContent = "computed by stn_explore on the server";
-    expose.server = {values: {...sv.values}, probs: sv.probs, theta: sv.theta, u: Array.from(u8), v: v && Array.from(v)};
     root.dataset.confirmed = String(d.ack || 0);
     mark("server");
     return true;
@@ -387,12 +534,16 @@ export default function (component) {
     const [a, b] = S.models || [null, null];
     if (!a || !b) return null;
     const u = Float64Array.from(u8, (x) => x / 255), ra = forward(a, u), rb = forward(b, u);
-    return {probs: [ra.probs, rb.probs], theta: rb.thetas[0] || null, v: rb.vs.length ? Array.from(rb.vs[0]) : null};
+    return {probs: [ra.probs, rb.probs], theta: rb.thetas[0] || null, v: rb.vs.length ? Array.from(rb.vs[0]) : null,
+            thetas: rb.thetas, vs: rb.vs.map((v) => Array.from(v)), shares: rb.vs.map((v) => inkShare(v, S.img.c))};
   };
   Object.assign(F, {preview, schedule, commit, sync, maybeServer, mark});
   if (!S.inputs) buildControls();
   sync();
-  el(".cmp-vfig").hidden = !data.st_out;
+  const nAdd = data.addition ? (data.server.vs || []).length : 0; // the layout: one ST, or MNIST addition's
+  if (S.addBuilt !== nAdd || Boolean(data.addition) !== Boolean(root.querySelector(".cmp-addin"))) buildAddition(nAdd);
+  el(".cmp-ufig").hidden = Boolean(data.addition);
+  el(".cmp-vfig").hidden = !data.st_out || Boolean(data.addition);
   el(".cmp-titlea").textContent = data.card_titles[0];
   el(".cmp-titlev").textContent = data.card_titles[1];
   expose.bytes = S.models ? S.models.map((m) => m && m.w.byteLength) : null;

@@ -2,6 +2,10 @@
 extra-distortion sliders, the distorted input with the ST's sampling grid, V, and both
 models' class probabilities.
 
+MNIST addition (two digits as two channels, two parallel transformers) has its own cards: both
+input channels, and per transformer its grid on the input and its V (in colour) with its ink
+from each channel.
+
 While a slider moves, the browser recomputes the distorted digit and runs both models itself
 (weights exported by :mod:`stn_explore.explorer.compare_live`, sent once per session); on
 release it sends the values to Python, which — the source of truth — recomputes everything
@@ -49,8 +53,17 @@ CSS = """
 .cmp-card figcaption { font-weight: 600; margin: 0 0 4px; overflow-wrap: anywhere; }
 .cmp-stage { position: relative; background: #000; line-height: 0; }
 .cmp-stage canvas { display: block; }
-.cmp-grid { position: absolute; left: 0; top: 0; pointer-events: none; }
-.cmp-u, .cmp-v { image-rendering: pixelated; background: #000; display: block; }
+.cmp-grid, .cmp-grid2 { position: absolute; left: 0; top: 0; pointer-events: none; }
+.cmp-u, .cmp-v, .cmp-ch, .cmp-rgb, .cmp-v2 { image-rendering: pixelated; background: #000; display: block; }
+.cmp-card.cmp-add { width: auto; }
+.cmp-pair { display: flex; gap: 8px; }
+.cmp-cell { width: 150px; }
+.cmp-cell .cmp-stage { width: fit-content; }
+.cmp-cap, .cmp-share, .cmp-note { font-size: 12.5px; opacity: 0.8; line-height: 1.4; }
+.cmp-cap { margin-bottom: 2px; }
+.cmp-share { margin-top: 4px; }
+.cmp-note { flex-basis: 100%; }
+.cmp-share.cmp-stale { opacity: 0.3; }
 .cmp-probs { width: 220px; }
 .cmp-bars { display: flex; gap: 2px; height: 170px; align-items: stretch; }
 .cmp-col { flex: 1 1 0; display: flex; flex-direction: column; align-items: center; gap: 2px; min-width: 0; }
@@ -72,14 +85,22 @@ def _b64(arr: np.ndarray, dtype: str) -> str:
 
 
 def image_payload(image: np.ndarray) -> dict:
-    """A uint8 image ``(H, W)`` for the browser."""
-    return {"w": int(image.shape[1]), "h": int(image.shape[0]), "pixels": _b64(image, np.uint8)}
+    """A uint8 image ``(H, W)`` or ``(C, H, W)`` (channel after channel) for the browser."""
+    c = image.shape[0] if image.ndim == 3 else 1
+    return {"c": int(c), "w": int(image.shape[-1]), "h": int(image.shape[-2]), "pixels": _b64(image, np.uint8)}
 
 
 def float_payload(image: np.ndarray) -> dict:
-    """A float image ``(H, W)`` as little-endian float32 (V at full precision: the browser test
-    compares it with the browser's own)."""
-    return {"w": int(image.shape[1]), "h": int(image.shape[0]), "f32": _b64(image, "<f4")}
+    """A float image ``(H, W)`` or ``(C, H, W)`` as little-endian float32 (V at full precision:
+    the browser test compares it with the browser's own)."""
+    c = image.shape[0] if image.ndim == 3 else 1
+    return {"c": int(c), "w": int(image.shape[-1]), "h": int(image.shape[-2]), "f32": _b64(image, "<f4")}
+
+
+def points_payload(grid: np.ndarray) -> dict:
+    """A sampling grid ``(H', W', 2)`` (normalised source points, x then y) as float32: the
+    browser draws its rows and columns (any transform, projective and TPS included)."""
+    return {"h": int(grid.shape[0]), "w": int(grid.shape[1]), "f32": _b64(grid, "<f4")}
 
 
 def digest(*parts) -> str:
@@ -91,11 +112,12 @@ def digest(*parts) -> str:
 
 def compare_live(*, key: str, image: np.ndarray, values: dict, sliders: list, ack: int, label: int | None,
                  names: tuple[str, str], server: dict, models: dict, st_out: tuple[int, int] | None,
-                 px: int, on_change, on_need) -> None:
+                 px: int, on_change, on_need, addition: dict | None = None) -> None:
     """Mount the view.
 
     Args:
-        image: the shown digit before the extra distortion, uint8 ``(H, W)``.
+        image: the shown digit before the extra distortion, uint8 ``(H, W)`` (or ``(2, H, W)``:
+            MNIST addition's two digits).
         values: the sliders' values by key (``compare_live.SLIDERS``); ``sliders`` their specs
             (``compare_live.controls``).
         ack: the nonce of the component's last edit that Python applied.
@@ -107,10 +129,16 @@ def compare_live(*, key: str, image: np.ndarray, values: dict, sliders: list, ac
         st_out: the ST's output size ``(H', W')`` (None: no V card).
         on_change: called after a release (the component's state ``params`` =
             ``{"values", "nonce"}``); on_need: the browser lacks the models (send them again).
+        addition: None for the single-ST view; for MNIST addition (two channels, two parallel
+            transformers) the texts of its cards: ``input``, ``channels`` (two captions),
+            ``transformer`` (with ``{k}``), ``grid``, ``v``, ``note``, ``what`` (before the
+            predicted class: "sum "), ``px`` (each small image) and ``bars_w``; ``server``
+            then also holds per transformer ``grids`` (:func:`points_payload`), ``vs``,
+            ``thetas`` (None for a kind that has none) and ``shares`` (ink from each channel).
     """
     data = {"image": image_payload(image), "image_key": digest(image_payload(image)["pixels"]),
             "values": values, "sliders": sliders, "ack": int(ack), "label": label, "names": list(names),
             "server": server, "models": models, "st_out": list(st_out) if st_out else None, "px": int(px),
-            "card_titles": ["input + ST grid", "ST output V"]}
+            "card_titles": ["input + ST grid", "ST output V"], "addition": addition}
     # (wrapped in a list, as in warp_editor.py: Streamlit scans a dict's values for dataframes)
     _COMPONENT(key=key, data=[data], on_params_change=on_change, on_need_change=on_need, width="stretch")

@@ -45,13 +45,8 @@ shown, label = ui.chosen_digit(task, images, labels, source)
 
 
 @st.fragment
-def view() -> None:
-    if task != "addition":  # sliders, input + grid, V, probabilities: live in the browser (issue 17)
-        ui.live_view(task, st_row, shown, label, cnn, stcnn, name_b)
-        return
-    angle, scale, shift = ui.extra_distortion()  # addition: stock sliders, the server's view on release
-    img = compare.extra_distortion(shown, angle, scale, shift)
-    ui.addition_view(img[0] / 255.0, label, compare.predict(cnn.model, img), compare.predict(stcnn.model, img), name_b)
+def view() -> None:  # sliders, input + grid(s), V, probabilities: live in the browser (issue 17)
+    ui.live_view(task, st_row, shown, label, cnn, stcnn, name_b)
 
 
 with st.container(key="cmp_view"):

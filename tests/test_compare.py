@@ -292,21 +292,15 @@ def test_compare_page_addition_shows_both_channels_and_both_transformers(tmp_pat
         train.train(cfg, tmp_path / f"addition_{name}.pt", data_dir=idx_dir, progress=False, log=lambda m: None)
     at = app(cmp_task="addition")
     assert not at.exception, [e.value for e in at.exception]
-    titles = card_titles(at)
-    assert titles[:3] == ["input", "transformer 1", "transformer 2"]  # one card each, distinct titles
-    assert titles[3].startswith("CNN: sum") and titles[4].startswith("2×ST-FCN Aff: sum")
-    captions = [c.value for c in at.caption]
-    assert captions[captions.index("channel 1"):][:2] == ["channel 1", "channel 2"]
-    assert captions.count("where it samples") == 2 and captions.count("its output V") == 2
-    assert any("ink from channel 1 / 2" in c for c in captions)
-    # the sums 0–18 are labelled every other class, upright (not 19 rotated labels)
-    bars = charts(at)[-1]["layout"]["xaxis"]
-    assert (bars["dtick"], bars["tickangle"]) == (2, 0)
-    assert any("attend to one digit" in m.value for m in at.markdown)
-    before = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["source"]
-    at.slider(key="cmp_angle").set_value(90).run()
-    assert not at.exception
-    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["source"] != before
+    # the live view (components/compare_live): both channels, one card per transformer, the sums
+    d = live(at)
+    assert d["addition"]["channels"] == ["channel 1", "channel 2"] and d["addition"]["what"] == "sum "
+    assert d["image"]["c"] == 2 and len(d["server"]["vs"]) == len(d["server"]["grids"]) == 2
+    assert d["names"] == ["CNN", "2×ST-FCN Aff"] and len(d["server"]["probs"][1]) == 19
+    assert len(d["server"]["shares"]) == 2 and "attends to one digit" in d["addition"]["note"]
+    before = d["server"]["u"]
+    set_distortion(at, cmp_angle=90)
+    assert not at.exception and live(at)["server"]["u"] != before
     # the other models are offered; a missing one names its command (200 epochs for FCNs)
     at.selectbox(key="cmp_add_model").set_value("2st-fcn_tps").run()
     assert not at.exception

@@ -21,6 +21,12 @@ from stn_explore.explorer import compare_live as live
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_RTS = (ROOT / "checkpoints" / "rts_st-cnn_affine.pt").is_file()
+#: MNIST addition's models the browser runs (two parallel affine transformers)
+ADDITION_BROWSER_ROWS = ("2st-fcn_affine", "2st-cnn_affine")
+
+
+def has_addition(row: str) -> bool:
+    return all((ROOT / "checkpoints" / f"addition_{r}.pt").is_file() for r in ("cnn", row))
 
 
 def random_model(seed: int, **args) -> torch.nn.Module:
@@ -83,10 +89,46 @@ def test_exported_checkpoints_equal_torch_on_distorted_test_digits():
                 np.testing.assert_allclose(got["vs"][0], ref["v"][i], atol=1e-5)
 
 
+@pytest.mark.parametrize("row", ADDITION_BROWSER_ROWS)
+def test_exported_addition_checkpoints_equal_torch(row):
+    """MNIST addition: two channels, two parallel transformers whose outputs are stacked as
+    channels for the head (FCN or CNN), 19 sums; the CNN of the pair on two channels too."""
+    if not has_addition(row):
+        pytest.skip(f"needs the committed addition_{row} checkpoints")
+    (cnn, st), problems = compare.load_pair(ROOT / "checkpoints", "addition", row)
+    assert not problems
+    images, _, _ = compare.test_images("addition", st.checkpoint["data"]["config"], 4)
+    img = compare.extra_distortion(images, 35, 1.2, (0.1, -0.05))
+    assert img.shape[1] == 2
+    for m in (cnn, st):
+        ref = compare.predict(m.model, img)
+        exported = live.decode(live.encode(live.export_model(m.model)))
+        assert exported["spec"]["in"] == [2, 42, 42] and exported["spec"]["n_classes"] == 19
+        assert len(exported["spec"]["transformers"]) == (2 if m is st else 0)
+        for i in range(len(img)):
+            got = live.forward_numpy(exported, img[i] / 255.0)
+            assert got["probs"].shape == (19,)
+            np.testing.assert_allclose(got["probs"], ref["probs"][i], atol=1e-5)
+            for k in range(len(ref.get("vs", []))):
+                np.testing.assert_allclose(got["vs"][k], ref["vs"][k][i], atol=1e-5)
+                np.testing.assert_allclose(got["thetas"][k], live.theta_from_grid(ref["grids"][k][i]), atol=1e-5)
+    # the two transformers look at different places, so stacking them in the wrong order would show
+    got = live.forward_numpy(live.export_model(st.model), img[0] / 255.0)
+    assert not np.allclose(got["vs"][0], got["vs"][1], atol=1e-2)
+
+
 def test_export_refuses_what_the_browser_cannot_run():
     for kind in ("projective", "tps"):
         with pytest.raises(ValueError, match="the browser runs only"):
             live.export_model(random_model(0, name="st-cnn", input_size=(28, 28), transform=kind))
+    for kind in ("projective", "tps"):  # MNIST addition's pairs with them stay on the server
+        with pytest.raises(ValueError, match=f"the browser runs only.*got '{kind}'"):
+            live.export_model(random_model(0, name="2st-fcn", in_channels=2, input_size=(42, 42), n_classes=19,
+                                           transform=kind))
+    two = random_model(0, name="2st-fcn", in_channels=2, input_size=(42, 42), n_classes=19)
+    two.transformers[1].out_size = (21, 21)  # outputs of two sizes cannot be stacked as channels
+    with pytest.raises(ValueError, match="one output size"):
+        live.export_model(two)
     with pytest.raises(ValueError, match="expected an STClassifier"):
         live.export_model(torch.nn.Linear(2, 2))
     model = random_model(0, name="cnn", input_size=(28, 28))
@@ -110,6 +152,11 @@ def test_the_browsers_distortion_is_the_servers_within_one_level():
             total += got.size
     assert off / total < 0.01, off  # rounding boundaries only
     np.testing.assert_array_equal(live.distort_numpy(images[0], 0, 1.0, (0, 0)), images[0])
+    # two channels (MNIST addition): each one as alone, the same grid for both
+    pair = images[:2]
+    got = live.distort_numpy(pair, 35, 1.25, (0.1, -0.15))
+    np.testing.assert_array_equal(got[1], live.distort_numpy(pair[1], 35, 1.25, (0.1, -0.15)))
+    assert np.abs(got.astype(int) - compare.extra_distortion(pair[None], 35, 1.25, (0.1, -0.15))[0]).max() <= 1
     with pytest.raises(ValueError, match="scale > 0"):
         live.distort_numpy(images[0], 0, 0.0, (0, 0))
 
@@ -227,3 +274,68 @@ def test_models_the_browser_cannot_run_stay_on_the_server(monkeypatch, fresh_str
     d = live_data(at)
     assert d["models"]["a"] is None and d["models"]["b"] is None and "cannot run" in d["models"]["why"]
     assert d["server"]["values"]["cmp_angle"] == 20 and len(d["server"]["probs"]) == 2  # the server's result
+
+
+# ----------------------------------------------------------------------------- MNIST addition
+def decoded(payload: dict, dtype=np.float32) -> np.ndarray:
+    raw = payload.get("f32") or payload.get("pixels")
+    return np.frombuffer(base64.b64decode(raw), "<f4" if "f32" in payload else np.uint8)
+
+
+@pytest.mark.skipif(not has_addition("2st-fcn_affine"), reason="needs the committed addition checkpoints")
+def test_the_addition_page_renders_the_live_view_with_the_urls_values():
+    at = app(cmp_task="addition", cmp_angle="30", cmp_sx="0.1", cmp_index="5")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("slider")  # the sliders are the component's range inputs, as for the other tasks
+    d = live_data(at)
+    assert d["values"] == {"cmp_angle": 30.0, "cmp_scale": 1.0, "cmp_sx": 0.1, "cmp_sy": 0.0}
+    assert d["server"]["values"] == d["values"] and [s["key"] for s in d["sliders"]] == list(live.SLIDERS)
+    assert any("Extra distortion on: rotation 30°, shift (+0.10, +0.00)" in w.value for w in at.warning)
+    # everything the addition view showed: both channels, each transformer's grid and V, its ink
+    # from each channel, the colours explained, the sums
+    add = d["addition"]
+    assert add["input"] == "input" and add["channels"] == ["channel 1", "channel 2"] and add["what"] == "sum "
+    assert (add["transformer"].format(k=1), add["grid"], add["v"]) == ("transformer 1", "where it samples", "its output V")
+    assert "attends to one digit" in add["note"]
+    assert d["names"] == ["CNN", "2×ST-FCN Aff"] and d["models"]["why"] is None
+    assert d["models"]["a"]["bytes"] > 0 and d["models"]["b"]["bytes"] > 0 and d["st_out"] == [42, 42]
+    # the server's result is stn_explore's for the URL's values
+    (cnn, st), _ = compare.load_pair(ROOT / "checkpoints", "addition", "2st-fcn_affine")
+    images, labels, _ = compare.test_images("addition", st.checkpoint["data"]["config"], 1000)
+    assert d["label"] == int(labels[5]) and d["image"]["c"] == 2
+    np.testing.assert_array_equal(decoded(d["image"]).reshape(2, 42, 42), images[5])
+    img = compare.extra_distortion(images[5:6], 30.0, 1.0, (0.1, 0.0))
+    sv = d["server"]
+    np.testing.assert_array_equal(decoded(sv["u"]).reshape(2, 42, 42), img[0])
+    ref = compare.predict(st.model, img)
+    np.testing.assert_allclose(sv["probs"][1], ref["probs"][0], atol=1e-6)
+    np.testing.assert_allclose(sv["probs"][0], compare.predict(cnn.model, img)["probs"][0], atol=1e-6)
+    assert len(sv["probs"][1]) == 19 and len(sv["vs"]) == len(sv["grids"]) == len(sv["thetas"]) == 2
+    for k in range(2):
+        np.testing.assert_allclose(decoded(sv["vs"][k]).reshape(2, 42, 42), ref["vs"][k][0], atol=1e-6)
+        np.testing.assert_allclose(decoded(sv["grids"][k]).reshape(42, 42, 2), ref["grids"][k][0], atol=1e-6)
+        np.testing.assert_allclose(sv["thetas"][k], live.theta_from_grid(ref["grids"][k][0]).ravel(), atol=1e-6)
+        np.testing.assert_allclose(sv["shares"][k], compare.ink_share(ref["vs"][k])[0], atol=1e-9)
+    # a release: the server's result for the new values; the models were sent once
+    key = d["models"]["key"]
+    at.session_state["cmp_angle"] = -45.0
+    at.run()
+    d2 = live_data(at)
+    assert d2["models"] == {"key": key, "why": None, "a": None, "b": None}
+    assert d2["server"]["values"]["cmp_angle"] == -45.0 and d2["server"]["probs"] != sv["probs"]
+    assert at.query_params["cmp_angle"] == "-45"
+
+
+@pytest.mark.skipif(not has_addition("2st-fcn_projective"), reason="needs the committed addition checkpoints")
+def test_a_projective_addition_pair_stays_on_the_server():
+    at = app(cmp_task="addition", cmp_add_model="2st-fcn_projective", cmp_scale="0.8")
+    assert not at.exception, [e.value for e in at.exception]
+    d = live_data(at)
+    assert d["models"]["a"] is None and d["models"]["b"] is None and "got 'projective'" in d["models"]["why"]
+    sv = d["server"]
+    assert sv["values"]["cmp_scale"] == 0.8 and sv["thetas"] == [None, None] and sv["theta"] is None
+    (_, st), _ = compare.load_pair(ROOT / "checkpoints", "addition", "2st-fcn_projective")
+    images, _, _ = compare.test_images("addition", st.checkpoint["data"]["config"], 1000)
+    ref = compare.predict(st.model, compare.extra_distortion(images[:1], 0.0, 0.8))
+    for k in range(2):  # the grid's own points (no θ): the browser draws them
+        np.testing.assert_allclose(decoded(sv["grids"][k]).reshape(42, 42, 2), ref["grids"][k][0], atol=1e-6)

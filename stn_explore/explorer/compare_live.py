@@ -29,7 +29,7 @@ from ..core.transformer import LocalisationConv, LocalisationFC, SpatialTransfor
 from ..experiments.models import CNNHead, FCNHead, STClassifier
 
 __all__ = ["export_model", "encode", "decode", "forward_numpy", "distort_numpy", "SLIDERS", "read_url",
-           "sync_url", "apply_live", "values", "reset", "is_off"]
+           "sync_url", "apply_live", "values", "reset", "is_off", "theta_from_grid", "server_thetas"]
 
 #: transform kinds the browser can run (its grid is affine); the others stay on the server
 BROWSER_KINDS = ("affine", "attention")
@@ -88,6 +88,10 @@ def export_model(model: nn.Module) -> dict:
         raise ValueError(f"expected an STClassifier, got {type(model).__name__}")
     w = _Writer()
     sts = []
+    outs = {tuple(st.out_size) for st in model.transformers}
+    if len(outs) > 1:  # their outputs are stacked as channels (STClassifier.forward): one size
+        raise ValueError(f"the browser stacks parallel transformers' outputs as channels: they need one "
+                         f"output size, got {sorted(outs)}")
     for st in model.transformers:
         assert isinstance(st, SpatialTransformer)
         if st.kind not in BROWSER_KINDS or st.mode != "bilinear" or st.padding_mode != "zeros":
@@ -190,7 +194,8 @@ def forward_numpy(exported: dict, image: np.ndarray) -> dict:
 
 
 def distort_numpy(image: np.ndarray, angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
-    """:func:`stn_explore.explorer.compare.extra_distortion` of one uint8 image ``(H, W)`` as the
+    """:func:`stn_explore.explorer.compare.extra_distortion` of one uint8 image ``(H, W)`` (or
+    ``(C, H, W)``: every channel the same way, as MNIST addition's two digits) as the
     browser computes it: θ = inverse of "rotate by ``angle``, scale by ``scale``, shift by
     ``shift``" (a positive angle turns the digit counter-clockwise on screen), its grid and the
     bilinear sample with zero padding, every step rounded to float32, then rounded half to even
@@ -201,6 +206,8 @@ def distort_numpy(image: np.ndarray, angle: float, scale: float, shift: tuple[fl
     if not np.isfinite([angle, scale, *shift]).all() or scale <= 0:
         raise ValueError(f"extra distortion needs finite values and scale > 0, got angle={angle}, "
                          f"scale={scale}, shift={shift}")
+    if image.ndim == 3:
+        return np.stack([distort_numpy(c, angle, scale, shift) for c in image])
     f = np.float32
     h, w = image.shape
     a = f(f(angle) * f(np.pi / 180))                                   # torch.deg2rad
@@ -329,3 +336,13 @@ def theta_from_grid(grid: np.ndarray) -> np.ndarray:
     a = np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)], 1)        # (H'W', 3)
     sol, *_ = np.linalg.lstsq(a, grid.reshape(-1, 2), rcond=None)     # (3, 2)
     return sol.T
+
+
+def server_thetas(model: nn.Module, grids: list[np.ndarray]) -> list[list[float] | None]:
+    """Per transformer of ``model``: θ (6 numbers) of its grid ``(H', W', 2)`` for the affine
+    kinds (:data:`BROWSER_KINDS`), None for the others (a projective or TPS grid has no θ: the
+    browser draws the grid's own points)."""
+    kinds = [st.kind for st in getattr(model, "transformers", [])]
+    if len(kinds) != len(grids):
+        raise ValueError(f"{len(grids)} grids for {len(kinds)} transformers")
+    return [theta_from_grid(g).ravel().tolist() if k in BROWSER_KINDS else None for k, g in zip(kinds, grids)]

@@ -138,3 +138,148 @@ def test_dragging_previews_in_the_browser_and_release_asks_the_server(page, serv
     page.keyboard.press("ArrowLeft")
     settled(page)
     assert_agree(*results(page))
+
+
+# ----------------------------------------------------------------------------- MNIST addition
+def has_addition(row: str) -> bool:
+    return all((ROOT / "checkpoints" / f"addition_{r}.pt").is_file() for r in ("cnn", row))
+
+
+def settled_on(page, models: str) -> None:
+    """As :func:`settled`, for a pair the browser runs (``browser``) or not (``server``)."""
+    page.wait_for_function("""(m) => { const s = window.__stnCompareLive?.status;
+        return s && s.settled && s.models === m && s.nonce <= s.ack; }""", arg=models, timeout=60_000)
+
+
+#: addition: key presses on every slider (two digits move together)
+ADD_STEPS = [("rotation (°)", ["ArrowUp"] * 3), ("scale", ["ArrowLeft"] * 4), ("shift x", ["ArrowRight"] * 2),
+             ("shift y", ["ArrowLeft"] * 3), ("rotation (°)", ["End"])]
+
+
+def assert_addition_agrees(client: dict, server: dict, same: dict) -> dict:
+    """:func:`assert_agree` (on the first transformer's V and θ), then every transformer's."""
+    got = assert_agree(client, server, same)
+    assert len(server["vs"]) == len(client["vs"]) == len(same["vs"]) == 2
+    for k in range(2):
+        assert np.abs(np.array(same["vs"][k]) - np.array(server["vs"][k])).max() <= MODEL_V_TOL
+        assert np.abs(np.array(same["thetas"][k]) - np.array(server["thetas"][k])).max() <= MODEL_V_TOL
+        v = np.abs(np.array(client["vs"][k]) - np.array(server["vs"][k]))
+        assert v.mean() <= V_MEAN_TOL and v.max() <= V_MAX_TOL, (k, v.mean(), v.max())
+        got["v_mean"], got["v_max"] = max(got["v_mean"], float(v.mean())), max(got["v_max"], float(v.max()))
+        np.testing.assert_allclose(same["shares"][k], server["shares"][k], atol=1e-4)
+    return got
+
+
+@pytest.mark.parametrize("row", ("2st-fcn_affine", "2st-cnn_affine"))
+def test_addition_browser_result_equals_the_servers_within_tolerance(page, server, row):
+    if not has_addition(row):
+        pytest.skip(f"needs the committed addition_{row} checkpoints")
+    page.goto(f"{server['url']}/compare?cmp_task=addition&cmp_add_model={row}&cmp_index=7")
+    wait_idle(page)
+    settled(page)
+    root = page.locator(LIVE)
+    # what the addition view showed: both channels, per transformer its grid and V and its ink, the sums
+    expect(root.locator(".cmp-addin canvas.cmp-ch")).to_have_count(2)
+    expect(root.locator(".cmp-st figcaption")).to_have_text(["transformer 1", "transformer 2"])
+    expect(root.locator(".cmp-st .cmp-share").first).to_contain_text("ink from channel 1 / 2")
+    expect(root.locator(".cmp-note")).to_contain_text("attends to one digit")
+    expect(root.locator(".cmp-ufig")).to_be_hidden()
+    assert root.locator(".cmp-pa figcaption").inner_text().startswith("CNN: sum ")
+    assert root.locator(".cmp-pb figcaption").inner_text().startswith("2×ST-")
+    assert root.locator(".cmp-pb .cmp-col span").all_text_contents() == [
+        str(k) if k % 2 == 0 else "" for k in range(19)]  # 19 sums, every other one labelled
+    worst = []
+    for label, keys in ADD_STEPS:
+        s = slider(page, label)
+        s.focus()
+        for key in keys:
+            page.keyboard.press(key)
+        settled(page)
+        client, srv, same = results(page)
+        assert len(client["probs"][1]) == 19
+        worst.append(assert_addition_agrees(client, srv, same))
+    values = page.evaluate("() => window.__stnCompareLive.server.values")
+    assert values == {"cmp_angle": 180, "cmp_scale": pytest.approx(0.8), "cmp_sx": pytest.approx(0.1),
+                      "cmp_sy": pytest.approx(-0.15)}, values
+    page.wait_for_function("() => location.search.includes('cmp_angle=180') && location.search.includes('cmp_scale=0.8')")
+    screenshot(page, f"compare_live_addition_{row}")
+    print(f"\naddition {row}: worst over {len(ADD_STEPS)} settings: |Δp| {max(w['probs'] for w in worst):.2e} "
+          f"(same input: {max(w['model_probs'] for w in worst):.2e}), "
+          f"V mean {max(w['v_mean'] for w in worst) * 255:.4f}/255, V max {max(w['v_max'] for w in worst) * 255:.3f}/255, "
+          f"input pixels one level off: {max(w['u_pixels_off'] for w in worst)}; "
+          f"frame {root.get_attribute('data-frame-ms')} ms")
+
+
+def test_a_projective_addition_pair_previews_the_input_and_draws_the_servers_result(page, server):
+    if not has_addition("2st-fcn_projective"):
+        pytest.skip("needs the committed addition_2st-fcn_projective checkpoints")
+    page.goto(f"{server['url']}/compare?cmp_task=addition&cmp_add_model=2st-fcn_projective&cmp_index=3")
+    wait_idle(page)
+    settled_on(page, "server")
+    root = page.locator(LIVE)
+    expect(root).to_have_attribute("data-models", "server")
+    before = page.evaluate("() => window.__stnCompareLive.server")
+    box = slider(page, "rotation (°)").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    for k in range(1, 7):  # held: the browser previews the distorted input only
+        page.mouse.move(box["x"] + box["width"] / 2 + k * box["width"] / 20, y)
+    expect(root).to_have_attribute("data-source", "preview")
+    client = page.evaluate("() => window.__stnCompareLive.client")
+    assert client["values"]["cmp_angle"] > 0 and "probs" not in client
+    assert "distorted input only" in root.locator(".cmp-src").inner_text()
+    assert "cmp-stale" in root.locator(".cmp-pb").get_attribute("class")
+    page.mouse.up()  # release: the server's result is drawn
+    settled_on(page, "server")
+    expect(root).to_have_attribute("data-source", "server")
+    srv = page.evaluate("() => window.__stnCompareLive.server")
+    assert srv["values"] == client["values"] and srv["probs"] != before["probs"]
+    assert srv["thetas"] == [None, None] and len(srv["grids"]) == 2  # the projective grids' own points
+    assert np.abs(np.array(client["u"], float) - np.array(srv["u"], float)).max() <= 1  # two channels, as the server's
+    assert "cmp-stale" not in root.locator(".cmp-pb").get_attribute("class")
+    assert root.locator(".cmp-pb figcaption").inner_text().startswith("2×ST-FCN Proj: sum ")
+    ink = root.locator(".cmp-st canvas.cmp-grid2").first.evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((x, i) => i % 4 === 3 && x).length")
+    assert ink > 100  # the server's grid is drawn
+    screenshot(page, "compare_live_addition_projective")
+    # another task in the same tab: the same component turns back into the single-ST view
+    page.get_by_role("combobox", name="distortion task").click()
+    page.get_by_role("option", name="RTS", exact=True).click()
+    settled(page)
+    expect(root.locator(".cmp-add")).to_have_count(0)
+    expect(root.locator(".cmp-ufig")).to_be_visible()
+    expect(root.locator(".cmp-vfig")).to_be_visible()
+    assert root.locator(".cmp-pb figcaption").inner_text().startswith("ST-CNN: ")
+    assert len(page.evaluate("() => window.__stnCompareLive.server.probs[1]")) == 10
+
+
+@pytest.mark.parametrize("width", (800, 1400))
+def test_the_addition_view_fits_both_widths(browser, server, width):
+    """The cards wrap inside the view (none sticks out, no text clipped): the component's shadow
+    root is out of test_widths.CLIPPED's reach."""
+    if not has_addition("2st-fcn_affine"):
+        pytest.skip("needs the committed addition checkpoints")
+    from .test_widths import open_page
+
+    ctx, page = open_page(browser, server["url"] + "/compare?cmp_task=addition&cmp_angle=20", width)
+    try:
+        settled(page)
+        root = page.locator(LIVE)
+        out = root.evaluate("""r => { const right = r.getBoundingClientRect().right + 1, out = [];
+            for (const e of r.querySelectorAll('.cmp-card, .cmp-card *, .cmp-note')) {
+              if (!e.offsetParent) continue;
+              const b = e.getBoundingClientRect();
+              if (b.right > right) out.push(`${e.className}: right ${b.right} > ${right}`);
+              if (e.tagName !== 'CANVAS' && e.scrollWidth > e.clientWidth + 1) out.push(`${e.className}: text clipped`);
+            }
+            return out; }""")
+        assert out == []
+        assert page.locator(".st-key-cmp_view").bounding_box()["width"] <= width
+        expect(root.locator(".cmp-st")).to_have_count(2)
+        for slot in ("pa", "pb"):
+            assert root.locator(f".cmp-{slot} .cmp-col span").all_text_contents() == [
+                str(k) if k % 2 == 0 else "" for k in range(19)]
+        screenshot(page, f"compare_live_addition_{width}")
+    finally:
+        ctx.close()
