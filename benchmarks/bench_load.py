@@ -11,8 +11,10 @@ state, not the first visitor's cold caches. Then, for
 
 * sessions 1…N (odd ones on /playground, even ones on /compare) press ArrowRight/ArrowLeft on
   their page's rotation slider, one press at a time, each timed from the key press to the
-  page's last DOM change (a MutationObserver; the page idle and quiet for 300 ms afterwards):
-  **slider→settle**. At most ``--max-moves`` presses per session; a press whose page has not
+  page's last DOM change (a MutationObserver; the page idle and quiet for 300 ms afterwards),
+  or, if later, to the moment the slider's component drew the server's answer to the press (its
+  ``data-confirmed`` mark: the drag editor and /compare's live view draw inside shadow roots,
+  which the page's observer does not see): **slider→settle**. At most ``--max-moves`` presses per session; a press whose page has not
   settled within 10 s, an exception element, a lost connection or a failed browser call is an
   **error**;
 * the live session opens /colocalisation and, at half time, presses Start: slider moves made
@@ -53,29 +55,49 @@ PAGES = ("/playground", "/compare")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 SETTLE_CAP_MS = 10_000
 
-#: records the time of every DOM change of the page (not inside the components' shadow roots,
-#: where the browser's own preview draws at once: what is timed is the server's rerun reaching
-#: the page, as in bench_playground_latency)
+#: records the time of every DOM change of the page, and of every change of the components'
+#: "server's result drawn" mark: /playground's drag editor and /compare's live view draw inside
+#: shadow roots (the browser's own preview at once, the server's result later), which the
+#: document's observer does not see; each sets ``data-nonce`` when it sends a value to the
+#: server and ``data-confirmed`` when it draws the server's answer
 OBSERVER = """() => {
-  window.__mut = []; const rec = () => window.__mut.push(performance.now());
+  window.__mut = []; window.__conf = [];
+  const rec = () => window.__mut.push(performance.now());
   new MutationObserver(rec).observe(document.documentElement,
       {subtree: true, childList: true, attributes: true, characterData: true});
+  const roots = [], walk = (n) => { for (const e of n.querySelectorAll('*')) if (e.shadowRoot) {
+      roots.push(e.shadowRoot); walk(e.shadowRoot); } };
+  walk(document);
+  window.__croots = roots.flatMap((r) => [...r.querySelectorAll('[data-painted]')]);
+  const conf = new MutationObserver(() => window.__conf.push(performance.now()));
+  for (const r of window.__croots) conf.observe(r, {attributes: true, attributeFilter: ['data-confirmed']});
 }"""
 
-#: resolves with the first and last DOM change after t0, once the page has been idle and
-#: quiet for ``quiet`` ms (or after ``cap`` ms: [null, null] if nothing changed)
-SETTLE = """async ([t0, quiet, cap]) => {
+#: the time and the components' (nonce, confirmed) marks just before a key press
+MARK = "() => [performance.now(), (window.__croots || []).map((r) => [r.dataset.nonce, r.dataset.confirmed])]"
+
+#: resolves with the first and last change after t0 — DOM changes, and the server's result drawn
+#: in a component that sent a value since t0 — once the page has been idle and quiet for
+#: ``quiet`` ms (or after ``cap`` ms: [null, null, why])
+SETTLE = """async ([t0, marks, quiet, cap]) => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const roots = window.__croots || [];
+  // a component that sent a value since t0 and has not drawn the server's answer yet
+  const waiting = () => roots.some((r, i) => r.dataset.nonce !== marks[i][0] && r.dataset.confirmed === marks[i][1]);
   while (performance.now() - t0 < cap) {
     await sleep(25);
     const m = window.__mut, last = m.length ? m[m.length - 1] : t0;
-    if (m.length && last >= t0 && performance.now() - last >= quiet
+    if (m.length && last >= t0 && performance.now() - last >= quiet && !waiting()
         && document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]')) {
-      const after = m.filter((t) => t >= t0);
-      return [after[0] - t0, after[after.length - 1] - t0];
+      const after = m.filter((t) => t >= t0), conf = window.__conf.filter((t) => t >= t0);
+      return [after[0] - t0, Math.max(after[after.length - 1], ...conf) - t0, null];
     }
   }
-  return [null, null];
+  const state = document.querySelector('[data-testid=stApp]')?.dataset.testScriptState;
+  return [null, null, `${window.__mut.filter((t) => t >= t0).length} DOM changes since the press, script ${state}, `
+          + (waiting() ? "a component still waits for the server's answer "
+                         + JSON.stringify(roots.map((r) => [r.dataset.nonce, r.dataset.confirmed, r.dataset.ack]))
+                       : "no component waiting")];
 }"""
 
 
@@ -226,16 +248,12 @@ async def slider_session(browser, url: str, s: Session, clock: Clock, max_moves:
             key_name = "ArrowRight" if (moves // 5) % 2 == 0 else "ArrowLeft"   # stays near the default
             try:
                 await slider.focus()
-                t0 = await page.evaluate("performance.now()")
+                t0, marks = await page.evaluate(MARK)
                 when = time.monotonic()
                 await page.keyboard.press(key_name)
-                first, last = await page.evaluate(SETTLE, [t0, 300, SETTLE_CAP_MS])
+                first, last, why = await page.evaluate(SETTLE, [t0, marks, 300, SETTLE_CAP_MS])
                 if last is None:
-                    n, state = await page.evaluate(
-                        "(t) => [window.__mut.filter((x) => x >= t).length, document.querySelector("
-                        "'[data-testid=stApp]')?.dataset.testScriptState]", t0)
-                    s.errors.append(f"move {moves}: no settle within {SETTLE_CAP_MS / 1000:.0f} s "
-                                    f"({n} DOM changes since the press, script {state})")
+                    s.errors.append(f"move {moves}: no settle within {SETTLE_CAP_MS / 1000:.0f} s ({why})")
                 else:
                     (s.training if when >= clock.training_since else s.quiet).append(last)
                 if await page.locator('[data-testid="stException"]').count():
@@ -440,9 +458,9 @@ async def cost(args) -> int:
                 c0, settle = tally.read(), []
                 for k in range(args.cost):
                     await slider.focus()
-                    t0 = await page.evaluate("performance.now()")
+                    t0, marks = await page.evaluate(MARK)
                     await page.keyboard.press("ArrowRight" if (k // 5) % 2 == 0 else "ArrowLeft")
-                    settle.append((await page.evaluate(SETTLE, [t0, 300, SETTLE_CAP_MS]))[1])
+                    settle.append((await page.evaluate(SETTLE, [t0, marks, 300, SETTLE_CAP_MS]))[1])
                 c1 = tally.read()
                 done = [x for x in settle if x is not None]
                 print(f"{path:12} per move: server {(c1['server'] - c0['server']) / args.cost * 1e3:5.1f} ms CPU, "
