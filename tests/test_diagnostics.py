@@ -47,6 +47,26 @@ def test_exact_inverse_of_the_distortion_scores_one():
     assert rep["verdict"].startswith("Undoes shift and scale and rotation")
 
 
+def test_half_the_rotation_undone_is_named_as_in_part_with_its_slope():
+    p = rts_params()
+    rng = np.random.default_rng(0)
+    # undoes shift and scale exactly, and half of each rotation give or take a noise that makes
+    # r = 0.5 / sqrt(0.5² + 0.45²) ≈ 0.74 (a known slope and correlation)
+    a = p["angle"].numpy()
+    half = 0.5 * a + rng.normal(0, 0.45 * a.std(), len(a))   # (the region turns back by a − half)
+    undo = stn.invert(p["theta"])
+    c, s_ = np.cos(np.radians(half)), np.sin(np.radians(half))
+    rot = torch.tensor(np.stack([np.stack([c, -s_], 1), np.stack([s_, c], 1)], 1))   # (N, 2, 2)
+    theta = torch.cat([undo[:, :, :2] @ rot, undo[:, :, 2:]], 2)  # rotate about the region's centre
+    corners = G.region_corners("affine", theta)[:, None]
+    truth = {"angles": p["angle"].numpy(), "scales": p["scale"].numpy(), "centres": p["centre"].numpy()}
+    (rep,) = G.diagnose(corners, truth, (42, 42))
+    assert rep["rotation_r"] == pytest.approx(0.74, abs=0.06)
+    assert rep["rotation_slope"] == pytest.approx(0.5, abs=0.08)
+    assert rep["verdict"].startswith("Undoes shift and scale; rotation only in part (r 0.")
+    assert "turning back 5" in rep["verdict"] and ", not" not in rep["verdict"]
+
+
 def test_rotation_the_wrong_way_scores_minus_one():
     p = rts_params()
     corners = G.region_corners("affine", p["theta"])[:, None]  # the distortion itself, not its inverse

@@ -38,6 +38,8 @@ COLLAPSE_SPREAD = 0.02
 #: handwritten digits differ in size before the recipe scales them, so even a transformer that
 #: normalises every digit's size tracks the applied scale only in part.
 FOLLOWS_R = {"shift": 0.8, "rotation": 0.8, "scale": 0.6}
+#: below FOLLOWS_R but at least this: the verdict says "only in part" (with the slope for rotation)
+PARTLY_R = 0.5
 
 
 def region_corners(kind: str, params: torch.Tensor, samples: int = 15) -> np.ndarray:
@@ -215,11 +217,20 @@ def verdict(rep: dict) -> str:
     parts = {"shift": rep["centre_r"], "scale": rep["size_r"], "rotation": rep["rotation_r"]}
     known = {k: v for k, v in parts.items() if v is not None and not math.isnan(v)}
     done = [k for k, v in known.items() if _follows(k, v)]
-    not_done = [k for k in known if k not in done]
-    text = ("Undoes " + " and ".join(done) if done else "Undoes none of " + ", ".join(known) if known
-            else "Varies from image to image")
-    if done and not_done:
-        text += ", not " + " or ".join(not_done)
+    partly = [k for k, v in known.items() if k not in done and v >= PARTLY_R]
+    not_done = [k for k in known if k not in done and k not in partly]
+
+    def in_part(k: str) -> str:
+        slope = rep.get("rotation_slope") if k == "rotation" else None
+        turned = f", turning back {slope:.0%} of the applied angle on average" if slope is not None else ""
+        return f"{k} only in part (r {known[k]:.2f}{turned})"
+
+    if done or partly:
+        text = "Undoes " + "; ".join(p for p in (" and ".join(done), " and ".join(in_part(k) for k in partly)) if p)
+        if not_done:
+            text += ", not " + " or ".join(not_done)
+    else:
+        text = "Undoes none of " + ", ".join(known) if known else "Varies from image to image"
     if rep["median_iou"] is not None:
         text += f"; its region covers the digit's box with median IoU {rep['median_iou']:.2f}"
     return text + "."
