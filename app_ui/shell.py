@@ -45,14 +45,6 @@ def one_torch_thread() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-#: charts out of view are not rendered until they scroll into view: each rerun's repaint (a
-#: slider move) otherwise re-layerised every chart's SVG on the page — /compare's four scatter
-#: plots, gallery and sweep cost Chromium 44 ms per move that way, 2 ms with this (issue 18,
-#: measured with a Chromium trace of ten /compare slider moves)
-PAGE_CSS = ("<style>[data-testid='stPlotlyChart'] {content-visibility: auto; "
-            "contain-intrinsic-size: auto 450px;}</style>")
-
-
 def run_router() -> None:
     """Called by app.py: build the navigation, honour a pending deep link, run the page."""
     st.set_page_config(page_title="stn_explore — Spatial Transformer Networks", page_icon="🔀",
@@ -60,7 +52,6 @@ def run_router() -> None:
     pages = {url: st.Page(file, title=title, icon=icon, url_path=url or None, default=not url)
              for file, title, icon, url in PAGES}
     nav = st.navigation(list(pages.values()))
-    st.html(PAGE_CSS)   # style only: Streamlit puts it in its event container (no space taken)
     if get_script_run_ctx(suppress_warning=True) is not None:   # a session (not bare `python app.py`)
         _session_memory()
     goto = st.session_state.pop(_GOTO, None)
