@@ -64,8 +64,8 @@ def learned_panel(task: str, config: dict, st_row: str | None, name_b: str) -> N
     res = learned(task, config, st_row)
     st.caption(f"Over the {N_SHOWN} images of the fixed {task} test set above: where each of the {name_b}'s "
                "transformers samples (its region, the best affine fit of its grid), against the distortion "
-               "that made the image. A transformer that exactly undoes the distortion puts every point on "
-               "the dotted diagonal (correlation r = 1). Same figures as "
+               "that made the image (darker: more images). A transformer that exactly undoes the "
+               "distortion puts every image on the dotted diagonal (correlation r = 1). Same figures as "
                "`python -m stn_explore.evaluate --checkpoint … --grids out.npz`.")
     for k, (rep, stats, iou) in enumerate(zip(res["reports"], res["stats"], res["iou"])):
         figs = ", ".join(f"{name} r = {rep[key]:.2f}" for name, key in (

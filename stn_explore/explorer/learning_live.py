@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import weakref
 
+from ..experiments.priority import lower_this_thread
 from .learning_lab import LabConfig, LabData, train_lab
 
 __all__ = ["MAX_LIVE_RUNS", "LabRun", "LabSlot"]
@@ -23,7 +24,8 @@ class LabRun:
     ``start()`` returns at once; ``latest`` is a copy of the history at the newest record (None
     before the first), ``error`` the exception text if the run failed. ``stop()`` ends the run
     before its next iteration (within one step, ≈ 15–60 ms here) and ``join()`` waits for it.
-    Torch releases the interpreter lock in its kernels, so the server stays responsive, and the
+    Torch releases the interpreter lock in its kernels, so the server stays responsive (the thread
+    also runs nicer than the server: :func:`~stn_explore.experiments.priority.lower_this_thread`), and the
     thread trains with ``cfg.threads`` threads of its own (set per thread)."""
 
     def __init__(self, cfg: LabConfig, data: LabData):
@@ -45,6 +47,7 @@ class LabRun:
             self._latest = snap
 
     def _run(self) -> None:
+        lower_this_thread()  # slider reruns of every session come first (issue 18)
         try:
             final = train_lab(self.cfg, self._data, on_record=self._record, should_stop=self._stop.is_set)
             self._record({**final, "panel": list(final["panel"]), "finished": True})

@@ -62,6 +62,10 @@ def test_what_the_transformer_learned_panel(page, server):
         for i in (0, 1)]
     assert titles == [["digit centre x"], ["IoU with the digit's box"]], titles  # cluttered: shift + the box
     assert charts.nth(1).locator(".bars .point").count() > 0  # the IoU histogram is drawn
+    # the shift panel is one density image, not a marker per test image: a page with thousands of
+    # SVG markers re-layerised them all on every slider move (44 ms of Chromium each, issue 18)
+    assert charts.nth(0).locator("g.hm image").count() == 1
+    assert charts.nth(0).locator("path.point").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "compare_learned")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from ..priority import lower_this_thread
 from .curriculum import ColocConfig
 from .training import train
 
@@ -18,7 +19,9 @@ class LiveRun:
     the first record), ``done``/``error`` tell how it ended, ``stop()`` asks it to end at the
     next recorded iteration (at most ``cfg.record_every`` iterations later), so a stopped run
     ends on a recorded frame and keeps everything recorded so far. Torch releases the
-    interpreter lock in its kernels, so other work in the process goes on while it trains.
+    interpreter lock in its kernels, so other work in the process goes on while it trains, and
+    the thread runs nicer than the server (:func:`~stn_explore.experiments.priority.lower_this_thread`),
+    so that work comes first on a busy machine.
     """
 
     def __init__(self, cfg: ColocConfig, train_digits, test_digits):
@@ -46,6 +49,7 @@ class LiveRun:
             self._latest = ckpt
 
     def _run(self) -> None:
+        lower_this_thread()  # slider reruns of every session come first (issue 18)
         try:
             res = train(self.cfg, train_digits=self._digits[0], test_digits=self._digits[1], progress=False,
                         on_record=self._record, should_stop=self._should_stop, log=lambda *a: None)
