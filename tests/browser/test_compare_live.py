@@ -71,6 +71,16 @@ def assert_agree(client: dict, server: dict, same_input: dict | None = None) -> 
             "u_pixels_off": int((u > 0).sum())}
 
 
+def step_through(page, steps):
+    """Press each step's keys on its slider and wait for the view to settle; yields the step's label."""
+    for label, keys in steps:
+        slider(page, label).focus()
+        for key in keys:
+            page.keyboard.press(key)
+        settled(page)
+        yield label
+
+
 @pytest.mark.parametrize("task", ("rts", "cluttered"))
 def test_browser_result_equals_the_servers_within_tolerance(page, server, task):
     if not (ROOT / "checkpoints" / f"{task}_st-cnn_affine.pt").is_file():
@@ -78,14 +88,7 @@ def test_browser_result_equals_the_servers_within_tolerance(page, server, task):
     page.goto(f"{server['url']}/compare?cmp_task={task}&cmp_index=7")
     wait_idle(page)
     settled(page)
-    worst = []
-    for label, keys in STEPS:
-        s = slider(page, label)
-        s.focus()
-        for key in keys:
-            page.keyboard.press(key)
-        settled(page)
-        worst.append(assert_agree(*results(page)))
+    worst = [assert_agree(*results(page)) for _ in step_through(page, STEPS)]
     # the steps changed every slider, and the URL keeps them
     values = page.evaluate("() => window.__stnCompareLive.server.values")
     assert values["cmp_angle"] == 170 and values["cmp_scale"] == 1.5, values
@@ -189,12 +192,7 @@ def test_addition_browser_result_equals_the_servers_within_tolerance(page, serve
     assert root.locator(".cmp-pb .cmp-col span").all_text_contents() == [
         str(k) if k % 2 == 0 else "" for k in range(19)]  # 19 sums, every other one labelled
     worst = []
-    for label, keys in ADD_STEPS:
-        s = slider(page, label)
-        s.focus()
-        for key in keys:
-            page.keyboard.press(key)
-        settled(page)
+    for _ in step_through(page, ADD_STEPS):
         client, srv, same = results(page)
         assert len(client["probs"][1]) == 19
         worst.append(assert_addition_agrees(client, srv, same))
