@@ -256,7 +256,7 @@ def test_results_command_reproduces_every_recipe_option():
     tc = train.TrainConfig(task="cluttered", model="st-cnn", transform="affine", epochs=7, lr=0.001,
                            loc_lr_scale=0.5, optimizer="adam", noise=4, st_out_size=30, loc_pool=2,
                            ramp_epochs=3, st_init_scale=0.5, seed=2, test_seed=5, n_test=300, n_train=900,
-                           ramp_head_lr_scale=0.1, weight_decay=1e-4)
+                           ramp_head_lr_scale=0.1, weight_decay=1e-4, loc_hidden=96)
     cmd = results_mod.command_for(dataclasses.asdict(tc), "checkpoints/x.pt")
     args = train.build_parser().parse_args(shlex.split(cmd)[3:])
     for key in train.RECIPE_KEYS + ("epochs", "lr", "loc_lr_scale", "weight_decay"):
@@ -275,6 +275,20 @@ def test_ramp_head_lr_scale_slows_only_the_classifier_while_the_curriculum_grows
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.005])
     train.set_lr(opt, 0.01, train.head_lr_scale_at(cfg, 4))
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.005])
+
+
+def test_loc_hidden_sizes_the_localisation_nets_hidden_layer():
+    def loc_linears(cfg):  # widths of the localisation net's hidden FC layers (the last one regresses θ)
+        model = build_model(train.model_args_for(cfg))
+        return [m.out_features for st in model.transformers for m in st.modules()
+                if isinstance(m, torch.nn.Linear)][:-1]
+
+    assert loc_linears(tiny_cfg()) == [50]
+    assert loc_linears(tiny_cfg(loc_hidden=96)) == [96]
+    assert loc_linears(tiny_cfg(model="st-fcn", loc_hidden=40)) == [40, 40]
+    for bad in ("x", "-3"):
+        with pytest.raises(SystemExit):
+            train.build_parser().parse_args(["--task", "rts", "--loc-hidden", bad])
 
 
 def test_ramp_head_lr_scale_is_part_of_the_recipe_for_resume(tmp_path, idx_dir):

@@ -178,6 +178,7 @@ def command_for(tc: dict, path: str | os.PathLike | None = None) -> str:
                                ("loc_pool", "--loc-pool", 1), ("ramp_epochs", "--ramp-epochs", 0),
                                ("st_init_scale", "--st-init-scale", 1.0),
                                ("ramp_head_lr_scale", "--ramp-head-lr-scale", 1.0),
+                               ("loc_hidden", "--loc-hidden", 0),
                                ("weight_decay", "--weight-decay", 0.0), ("seed", "--seed", 0),
                                ("n_train", "--n-train", 0), ("test_seed", "--test-seed", 0),
                                ("n_test", "--n-test", 10000)):

@@ -87,11 +87,14 @@ class TrainConfig:
     #: net) learns at this multiple of its rate, so the transformer rather than the classifier
     #: takes up each new degree of distortion; 1 = no change
     ramp_head_lr_scale: float = 1.0
+    #: units of the localisation net's hidden fully connected layer(s); 0 = the paper's (ST-CNN: the
+    #: one after the convolutions, 50; ST-FCN: both, 32)
+    loc_hidden: int = 0
 
 
 #: TrainConfig fields that change what is trained; --resume refuses a run that differs in any
 RECIPE_KEYS = ("task", "model", "transform", "seed", "test_seed", "n_test", "n_train", "noise", "optimizer",
-               "st_out_size", "loc_pool", "ramp_epochs", "st_init_scale", "ramp_head_lr_scale")
+               "st_out_size", "loc_pool", "ramp_epochs", "st_init_scale", "ramp_head_lr_scale", "loc_hidden")
 
 
 #: the error when the processes of a torchrun job read different digits
@@ -121,9 +124,12 @@ def task_config(cfg: TrainConfig):
 def model_args_for(cfg: TrainConfig) -> ModelArgs:
     c, h, w = D.image_shape(cfg.task, task_config(cfg))
     out = (cfg.st_out_size, cfg.st_out_size) if cfg.st_out_size else None
+    hidden = {}
+    if cfg.loc_hidden:
+        hidden = {"loc_conv_hidden": cfg.loc_hidden, "loc_fc_hidden": (cfg.loc_hidden,) * len(ModelArgs.loc_fc_hidden)}
     return ModelArgs(name=cfg.model, in_channels=c, input_size=(h, w), n_classes=D.n_classes(cfg.task),
                      transform=cfg.transform, st_out_size=out, loc_pool=cfg.loc_pool,
-                     st_init_scale=cfg.st_init_scale)
+                     st_init_scale=cfg.st_init_scale, **hidden)
 
 
 def epoch_task_config(cfg: TrainConfig, dcfg, epoch: int):
@@ -367,6 +373,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m stn_explore.train", description=__doc__,
@@ -385,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the input makes the transformer zoom in to keep detail (cluttered recipe: 30)")
     g.add_argument("--loc-pool", type=int, default=1, metavar="K",
                    help="the localisation net sees the input max-pooled K× (default 1; cluttered recipe: 2)")
+    g.add_argument("--loc-hidden", type=_non_negative_int, default=0, metavar="N",
+                   help="units of the localisation net's hidden fully connected layer(s) (default 0: the "
+                        "paper's — ST-CNN 50 after the convolutions, ST-FCN 32 in each of its two)")
     g.add_argument("--st-init-scale", type=_positive_float, default=1.0, metavar="S",
                    help="start the transformer(s) as a centred zoom onto the middle S of the input's side "
                         "instead of the identity (default 1: the identity, the paper's initialisation)")
@@ -446,7 +465,8 @@ def main(argv=None) -> int:
                       seed=args.seed, test_seed=args.test_seed, n_test=args.n_test, n_train=args.n_train,
                       noise=args.noise, threads=args.threads, optimizer=args.optimizer,
                       st_out_size=args.st_out_size, loc_pool=args.loc_pool, ramp_epochs=args.ramp_epochs,
-                      st_init_scale=args.st_init_scale, ramp_head_lr_scale=args.ramp_head_lr_scale)
+                      st_init_scale=args.st_init_scale, ramp_head_lr_scale=args.ramp_head_lr_scale,
+                      loc_hidden=args.loc_hidden)
     out = Path(args.out) if args.out else default_out(cfg)
 
     def run(ctx) -> int:
