@@ -19,7 +19,7 @@ run() { # task model [transform [extra recipe flags...]]
 # "Transformers that do what the paper shows". Their --epochs come after $EPOCHS and win.
 ROT="--epochs 80 --ramp-epochs 30"            # R: the rotation range grows over 30 of 80 epochs
 # RTS (±45°): rotation, scale and placement grow over 40 of 100 epochs, Adam, and while they grow
-# the classifier learns at 0.02× (affine) / 0.1× (projective) so the transformer takes them up
+# the classifier learns at 0.02× (affine, TPS) / 0.1× (projective) so the transformer takes them up
 RTS="--epochs 100 --ramp-epochs 40 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --ramp-head-lr-scale 0.02"
 RTS_PROJ="--epochs 100 --ramp-epochs 40 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --ramp-head-lr-scale 0.1"
 CLUTTER="--epochs 80 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --st-out-size 36 --loc-pool 2 --ramp-epochs 12 --st-init-scale 0.5"
@@ -33,7 +33,7 @@ queue_b() {
   run cluttered cnn; run cluttered st-cnn affine $CLUTTER
   run e st-cnn affine
   run rts fcn; run rts st-fcn affine
-  run rts st-cnn projective $RTS_PROJ; run rts st-cnn tps
+  run rts st-cnn projective $RTS_PROJ; run rts st-cnn tps $RTS
 }
 case "${1:-all}" in
   a) queue_a ;; b) queue_b ;; all) queue_a; queue_b ;;
