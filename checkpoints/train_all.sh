@@ -22,7 +22,7 @@ ROT="--epochs 80 --ramp-epochs 30"            # R: the rotation range grows over
 # the classifier learns at 0.02× (affine, TPS) / 0.1× (projective) so the transformer takes them up
 RTS="--epochs 100 --ramp-epochs 40 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --ramp-head-lr-scale 0.02"
 RTS_PROJ="--epochs 100 --ramp-epochs 40 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --ramp-head-lr-scale 0.1"
-CLUTTER="--epochs 80 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --st-out-size 36 --loc-pool 2 --ramp-epochs 12 --st-init-scale 0.5"
+CLUTTER="--epochs 140 --optimizer adam --lr 0.001 --loc-lr-scale 0.5 --st-out-size 36 --loc-pool 2 --ramp-epochs 12 --st-init-scale 0.5"
 queue_a() {
   run rts cnn; run rts st-cnn affine $RTS
   run r cnn; run r st-cnn affine $ROT

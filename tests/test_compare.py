@@ -465,3 +465,32 @@ def test_first_sweep_comes_from_the_stored_file_at_once(monkeypatch):
     assert [d["y"] for d in sweep["data"]] == [errors["CNN"], errors["ST-CNN"]]
     assert any("stored in" in c.value and "--sweeps" in c.value for c in at.caption)
     assert took < 2.0, f"the first rotation sweep took {took:.1f} s"
+
+
+def test_committed_sweeps_cover_every_committed_pair():
+    # /compare shows a stored sweep only while it matches the checkpoints; measuring it again
+    # on every visit is slow, so a retrained pair must come with its sweeps regenerated
+    from stn_explore.experiments.mnist import load_digits
+
+    folder = ROOT / "checkpoints"
+    pairs = [t for t in compare.SWEEP_TASKS if all((folder / compare.checkpoint_path(folder, t, row)).is_file()
+                                                   for row in compare.PAIR)]
+    if not pairs or not (folder / compare.SWEEPS_FILE).is_file():
+        pytest.skip("needs the committed checkpoints and checkpoints/sweeps.json")
+    stored = json.loads((folder / compare.SWEEPS_FILE).read_text())
+    md5 = load_digits("test").content_md5()["images"]
+    stale = [(t, kind) for t in pairs for kind in compare.SWEEPS
+             if compare.find_sweep(stored, t, kind, compare.sweep_identity(folder, t, md5)) is None]
+    assert not stale, f"run python -m stn_explore.explorer.compare --sweeps --tasks {' '.join({t for t, _ in stale})}"
+
+
+def test_sweeps_of_some_tasks_keep_the_others(tmp_path):
+    # --tasks rts once dropped every other task's curves from sweeps.json
+    other = {"task": "cluttered", "kind": "rotation", "values": [0.0], "errors": {"CNN": [1.0]}, "identity": {}}
+    (tmp_path / compare.SWEEPS_FILE).write_text(json.dumps({"sweeps": [other]}))
+    logged = []
+    path = compare.write_sweeps(tmp_path, ("rts",), log=logged.append)  # no rts pair here: skipped
+    assert logged and "rts: skipped" in logged[0]
+    assert json.loads(path.read_text())["sweeps"] == [other]
+    (tmp_path / compare.SWEEPS_FILE).write_text("not json")
+    assert json.loads(compare.write_sweeps(tmp_path, ("rts",), log=logged.append).read_text())["sweeps"] == []

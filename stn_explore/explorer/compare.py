@@ -273,9 +273,10 @@ def find_sweep(stored: dict, task: str, kind: str, identity: dict) -> dict | Non
 
 
 def write_sweeps(folder: str | Path, tasks=SWEEP_TASKS, n: int = SWEEP_N, log=print) -> Path:
-    """Measure every sweep of every task whose CNN / ST-CNN pair is in ``folder`` and store
-    them in ``folder/sweeps.json``, with what they were measured on (see :func:`sweep_identity`)
-    so the page shows them only while they still hold."""
+    """Measure every sweep of every task in ``tasks`` whose CNN / ST-CNN pair is in ``folder`` and
+    store them in ``folder/sweeps.json``, with what they were measured on (see
+    :func:`sweep_identity`) so the page shows them only while they still hold. The file's sweeps
+    of other tasks are kept."""
     import json
     import time
 
@@ -303,8 +304,23 @@ def write_sweeps(folder: str | Path, tasks=SWEEP_TASKS, n: int = SWEEP_N, log=pr
                                   "identity": identity})
             log(f"{task} {kind}: {time.perf_counter() - t:.0f} s")
     path = Path(folder) / SWEEPS_FILE
+    out["sweeps"] = sorted(_kept_sweeps(path, tasks) + out["sweeps"], key=lambda s: (
+        SWEEP_TASKS.index(s["task"]) if s.get("task") in SWEEP_TASKS else len(SWEEP_TASKS), list(SWEEPS).index(
+            s["kind"]) if s.get("kind") in SWEEPS else len(SWEEPS)))
     atomic_write_text(path, json.dumps(out, indent=1) + "\n")
     return path
+
+
+def _kept_sweeps(path: Path, tasks) -> list[dict]:
+    """The sweeps stored in ``path`` for tasks other than ``tasks``: measuring some tasks again
+    keeps the others' curves (each carries the identity it was measured on, checked when shown)."""
+    import json
+
+    try:
+        stored = json.loads(path.read_text())
+        return [s for s in stored.get("sweeps", []) if isinstance(s, dict) and s.get("task") not in tasks]
+    except (OSError, ValueError, AttributeError):  # no file yet, or not one of ours: nothing to keep
+        return []
 
 
 def training_range(task: str, kind: str, cfg: dict) -> tuple[float, float] | None:
@@ -376,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweeps", action="store_true", required=True,
                     help=f"measure every sweep of every task pair and write <folder>/{SWEEPS_FILE}")
     ap.add_argument("--folder", default=None, help="checkpoint folder (default: the app's)")
-    ap.add_argument("--tasks", nargs="+", default=list(SWEEP_TASKS), choices=SWEEP_TASKS)
+    ap.add_argument("--tasks", nargs="+", default=list(SWEEP_TASKS), choices=SWEEP_TASKS,
+                    help="measure only these tasks' sweeps (default: all); the file keeps the others'")
     args = ap.parse_args(argv)
     path = write_sweeps(args.folder or default_checkpoint_dir(), tuple(args.tasks))
     print(f"wrote {path}")
